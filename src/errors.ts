@@ -68,6 +68,10 @@ export const ERROR_CODES = {
     exit: EXIT.USAGE,
     hint: "Check that the output directory exists, is writable and has free space.",
   },
+  MANIFEST_INVALID: {
+    exit: EXIT.USAGE,
+    hint: "The cluster resource would be rejected by the API server; fix the named field (mirror, scope or key).",
+  },
 
   // remote
   NETWORK: {
@@ -110,6 +114,10 @@ export const ERROR_CODES = {
   GRAPH_REGISTRY_MISMATCH: {
     exit: EXIT.SIGNATURE,
     hint: "The update graph and the registry disagree on a release digest. Stop and find out which one is wrong.",
+  },
+  GRAPH_CONFLICT: {
+    exit: EXIT.SIGNATURE,
+    hint: "Two update-graph channels name different digests for the same release and arch. Stop and find out which one is wrong.",
   },
   KUBE_API: {
     exit: EXIT.REMOTE,

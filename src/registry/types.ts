@@ -3,6 +3,7 @@
  * by bundle create/apply, check and the test world.
  * Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md
  */
+import type { Dispatcher } from "undici";
 import type { Digest } from "../core/digest.js";
 
 /** Media types sigferry sends in Accept when resolving a release tag. */
@@ -35,13 +36,29 @@ export interface RegistryClientOptions {
   ca?: string;
   /** Turn TLS verification off (needs an explicit flag; prints a warning). */
   insecureSkipTlsVerify?: boolean;
-  /** Credentials lookup: registry host[:port] → {username, password} or identity token. */
-  credentials?: (registry: string) => { username: string; password: string } | undefined;
+  /**
+   * Credentials lookup: registry host[:port] (and the repository, for auth files
+   * with per-repository keys) → {username, password}. See src/registry/auth.ts.
+   */
+  credentials?: (registry: string, repository?: string) => RegistryCredentials | undefined;
   /** undici dispatcher to use (tests, proxies); default: a keep-alive Agent built from the options. */
-  dispatcher?: import("undici").Dispatcher;
+  dispatcher?: Dispatcher;
   userAgent?: string;
   /** Abort everything in flight (Ctrl-C). */
   signal?: AbortSignal;
+  /**
+   * Milliseconds to wait for a connection, for response headers, and between two
+   * body chunks (default 30 s connect, 60 s headers/body).
+   */
+  timeoutMs?: number;
+  /** Simultaneous connections per origin for the default Agent (default 8). */
+  connections?: number;
+}
+
+/** A username and password (or token) for HTTP Basic, from an auth file. */
+export interface RegistryCredentials {
+  username: string;
+  password: string;
 }
 
 /** What pushBlob did. */

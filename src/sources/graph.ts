@@ -1,0 +1,187 @@
+/**
+ * The HTTP client for the OpenShift update graph (Cincinnati v1 graph API):
+ * `GET <graph-url>?channel=<channel>&arch=<arch>` with `Accept: application/json`.
+ *
+ * The service answers errors as JSON `{"kind": …, "value": …}` (openshift/cincinnati
+ * commons/src/errors.rs: 400 for bad or missing parameters and for a channel with
+ * no versions, 404 for one that does not exist); we show both fields. Redirects
+ * are not followed: pass the final URL as --graph-url.
+ */
+import { request, type Dispatcher } from "undici";
+import { parseGraph, type UpdateGraph } from "../core/graph.js";
+import { graphArch, parseReleaseArch } from "../core/reference.js";
+import { SigferryError } from "../errors.js";
+
+/** The public OpenShift update service. */
+export const DEFAULT_GRAPH_URL = "https://api.openshift.com/api/upgrades_info/v1/graph";
+/** The largest graph we read (the real stable channels are well under 1 MiB). */
+export const MAX_GRAPH_BYTES = 32 * 1024 * 1024;
+/** How much of an error answer we read to show the service's message. */
+const MAX_ERROR_BYTES = 64 * 1024;
+
+export interface FetchGraphOptions {
+  graphUrl: string;
+  channel: string;
+  /** Graph arch name (amd64, arm64, ppc64le, s390x, multi); tag names (x86_64, aarch64) are mapped. */
+  arch: string;
+  dispatcher?: Dispatcher;
+  signal?: AbortSignal;
+  /** Timeout for the headers and between body chunks (ms); default 60 s. */
+  timeoutMs?: number;
+  /** Size cap for the answer; default MAX_GRAPH_BYTES. */
+  maxBytes?: number;
+}
+
+/** The request URL for one channel and arch: `graphUrl` with channel and arch set in its query. */
+export function graphRequestUrl(graphUrl: string, channel: string, arch: string): string {
+  let url: URL;
+  try {
+    url = new URL(graphUrl);
+  } catch (cause) {
+    throw new SigferryError("USAGE", `--graph-url "${graphUrl}" is not a URL`, { cause });
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new SigferryError("USAGE", `--graph-url "${graphUrl}" is not an http(s) URL`);
+  }
+  url.searchParams.set("channel", channel);
+  url.searchParams.set("arch", graphArch(parseReleaseArch(arch)));
+  return url.toString();
+}
+
+/** Fetches and validates the update graph of one channel and arch; GRAPH_UNAVAILABLE names the URL, channel and arch. */
+export async function fetchGraph(options: FetchGraphOptions): Promise<UpdateGraph> {
+  const { channel } = options;
+  if (channel.trim() === "") throw new SigferryError("USAGE", "the channel name is empty");
+  const url = graphRequestUrl(options.graphUrl, channel, options.arch);
+  const arch = graphArch(parseReleaseArch(options.arch));
+  const what = `the update graph for channel ${channel}, arch ${arch} (${url})`;
+  const details = { url, channel, arch };
+  const unavailable = (why: string, extra: Record<string, unknown> = {}, cause?: unknown) =>
+    new SigferryError("GRAPH_UNAVAILABLE", `${what}: ${why}`, {
+      cause,
+      details: { ...details, ...extra },
+    });
+  const timeout = options.timeoutMs ?? 60_000;
+  const maxBytes = options.maxBytes ?? MAX_GRAPH_BYTES;
+
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(url, {
+      method: "GET",
+      headers: { accept: "application/json" },
+      dispatcher: options.dispatcher,
+      signal: options.signal,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+    });
+  } catch (cause) {
+    throw networkError(what, details, cause);
+  }
+
+  if (res.statusCode !== 200) {
+    const text = await readCapped(res, MAX_ERROR_BYTES, what, details).catch(() => undefined);
+    const said = serviceMessage(text);
+    const location = res.headers.location;
+    throw unavailable(
+      `the service answered ${res.statusCode}` +
+        (said ? `: ${said}` : "") +
+        (res.statusCode >= 300 && res.statusCode < 400 && typeof location === "string"
+          ? ` (a redirect to ${location}; pass the final URL as --graph-url)`
+          : ""),
+      { status: res.statusCode },
+    );
+  }
+
+  const length = Number(res.headers["content-length"]);
+  if (Number.isFinite(length) && length > maxBytes) {
+    res.body.destroy();
+    throw unavailable(`the answer is ${length} bytes, more than the ${maxBytes}-byte limit`);
+  }
+  const text = await readCapped(res, maxBytes, what, details);
+  if (text === undefined) {
+    throw unavailable(`the answer is larger than the ${maxBytes}-byte limit`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    const start = text.slice(0, 60).replace(/\s+/g, " ");
+    throw unavailable(`the answer is not JSON (it starts "${start}")`, {}, cause);
+  }
+  let graph: UpdateGraph;
+  try {
+    graph = parseGraph(json, url);
+  } catch (cause) {
+    throw unavailable((cause as Error).message.replace(`${url} `, "the answer "), {}, cause);
+  }
+  if (graph.nodes.length === 0) {
+    throw unavailable(
+      "the channel has no releases for this arch; check the channel name and --arch",
+    );
+  }
+  return graph;
+}
+
+/** Reads the body as UTF-8 text, or returns undefined (and stops reading) past `max` bytes. */
+async function readCapped(
+  res: Dispatcher.ResponseData,
+  max: number,
+  what: string,
+  details: Record<string, unknown>,
+): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > max) {
+        res.body.destroy();
+        return undefined;
+      }
+      chunks.push(chunk);
+    }
+  } catch (cause) {
+    throw networkError(what, details, cause);
+  }
+  return Buffer.concat(chunks, size).toString("utf8");
+}
+
+/** The `kind: value` of a Cincinnati error answer, or the start of a non-JSON one. */
+function serviceMessage(text: string | undefined): string | undefined {
+  if (text === undefined || text.trim() === "") return undefined;
+  try {
+    const body = JSON.parse(text) as unknown;
+    if (typeof body === "object" && body !== null) {
+      const { kind, value } = body as { kind?: unknown; value?: unknown };
+      if (typeof kind === "string" || typeof value === "string") {
+        return [kind, value].filter((s) => typeof s === "string").join(": ");
+      }
+    }
+  } catch {
+    // not JSON: fall through
+  }
+  return `"${text.slice(0, 200).replace(/\s+/g, " ").trim()}"`;
+}
+
+function networkError(
+  what: string,
+  details: Record<string, unknown>,
+  cause: unknown,
+): SigferryError {
+  const code = (cause as { code?: string } | undefined)?.code ?? "";
+  if (
+    code === "UND_ERR_HEADERS_TIMEOUT" ||
+    code === "UND_ERR_BODY_TIMEOUT" ||
+    code === "UND_ERR_CONNECT_TIMEOUT"
+  ) {
+    return new SigferryError("TIMEOUT", `${what}: the service did not answer in time`, {
+      cause,
+      details,
+    });
+  }
+  if (code === "UND_ERR_ABORTED" || (cause as Error | undefined)?.name === "AbortError") {
+    return new SigferryError("INTERRUPTED", `${what}: request aborted`, { cause, details });
+  }
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new SigferryError("NETWORK", `cannot fetch ${what}: ${why}`, { cause, details });
+}
