@@ -7,6 +7,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Integration suites start real registries; keep the two cores busy but not oversubscribed.
     maxWorkers: 2,
-    globalSetup: [],
+    globalSetup: ["test/global-setup.ts"],
   },
 });

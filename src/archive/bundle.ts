@@ -1,0 +1,113 @@
+/**
+ * Opens a bundle archive: the integrity gate every reading command passes
+ * through. Reads the archive with the hardened reader, checks the sidecar (when
+ * present), every member against `checksums.sha256`, and the index.
+ * Signatures are checked afterwards by src/verify/bundle.ts.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { MEMBER, type BundleIndex } from "../core/bundle-index.js";
+import { checkMembers, parseChecksums, parseSidecar } from "../core/checksums.js";
+import { parseBundleIndex } from "../core/index-validate.js";
+import { SigferryError } from "../errors.js";
+import { createHash } from "node:crypto";
+import { readArchive, type ArchiveLimits } from "./reader.js";
+
+/** A bundle whose bytes and checksums are intact (its signatures are not yet checked). */
+export interface OpenedBundle {
+  file: string;
+  sha256: string;
+  size: number;
+  gzip: boolean;
+  /** "ok" when `<archive>.sha256` was beside it and matched; "absent" when there was none. */
+  sidecar: "ok" | "absent";
+  members: Map<string, Uint8Array>;
+  index: BundleIndex;
+}
+
+/** Reads the sidecar `<file>.sha256` if it exists. */
+async function readSidecar(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(`${file}.sha256`, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new SigferryError(
+      "INPUT_READ_FAILED",
+      `cannot read ${file}.sha256: ${(err as Error).message}`,
+      {
+        cause: err,
+        details: { file: `${file}.sha256` },
+      },
+    );
+  }
+}
+
+/** Reads and integrity-checks a bundle; throws CHECKSUM_MISMATCH, ARCHIVE_* or INDEX_INVALID naming the member. */
+export async function openBundle(
+  file: string,
+  limits?: Partial<ArchiveLimits>,
+): Promise<OpenedBundle> {
+  const sidecarText = await readSidecar(file);
+  const archive = await readArchive(file, limits);
+
+  // 1. The archive's own checksum against its sidecar, when the sidecar travelled with it.
+  let sidecar: OpenedBundle["sidecar"] = "absent";
+  if (sidecarText !== undefined) {
+    const expected = parseSidecar(sidecarText, path.basename(file));
+    if (expected !== archive.sha256) {
+      throw new SigferryError(
+        "CHECKSUM_MISMATCH",
+        `${file}: sha256 ${archive.sha256} does not match ${file}.sha256 (${expected})`,
+        { details: { file, member: path.basename(file) } },
+      );
+    }
+    sidecar = "ok";
+  }
+
+  // 2. Every member against the checksum list.
+  const listBytes = archive.members.get(MEMBER.checksums);
+  if (!listBytes) {
+    throw new SigferryError(
+      "ARCHIVE_CORRUPT",
+      `${file}: no ${MEMBER.checksums} member; not a sigferry bundle`,
+      {
+        details: { file, member: MEMBER.checksums },
+      },
+    );
+  }
+  const listed = parseChecksums(new TextDecoder().decode(listBytes));
+  const actual = new Map<string, { sha256: string; size: number }>();
+  for (const [name, data] of archive.members) {
+    actual.set(name, {
+      sha256: createHash("sha256").update(data).digest("hex"),
+      size: data.length,
+    });
+  }
+  const problems = checkMembers(listed, actual, [MEMBER.checksums]);
+  if (problems.length > 0) {
+    const first = problems[0]!;
+    throw new SigferryError(
+      "CHECKSUM_MISMATCH",
+      `${file}: ${problems.length} member(s) fail the checksum list; first: ${first.member}: ${first.reason}`,
+      { details: { file, member: first.member, problems } },
+    );
+  }
+
+  // 3. The index: known format version, every referenced member present, digests well-formed.
+  const indexBytes = archive.members.get(MEMBER.index);
+  if (!indexBytes) {
+    throw new SigferryError("INDEX_INVALID", `${file}: no ${MEMBER.index} member`, {
+      details: { file, member: MEMBER.index },
+    });
+  }
+  const index = parseBundleIndex(indexBytes, new Set(archive.members.keys()));
+  return {
+    file,
+    sha256: archive.sha256,
+    size: archive.size,
+    gzip: archive.gzip,
+    sidecar,
+    members: archive.members,
+    index,
+  };
+}

@@ -1,0 +1,365 @@
+/**
+ * `sigferry bundle apply`: land a verified bundle on the disconnected side.
+ * Verifies first (nothing is pushed or applied otherwise), pushes every `.sig`
+ * artifact into the mirror byte for byte (blobs before manifests, so the mirror
+ * never holds a tag pointing at a missing blob), writes the manifests for
+ * `oc apply`, and server-side-applies the ConfigMaps. Idempotent and resumable:
+ * what is already in place is detected and left alone.
+ */
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import pLimit from "p-limit";
+import { loadKubeconfig } from "../cluster/kubeconfig.js";
+import { KubeClient } from "../cluster/client.js";
+import { applyManifests, type ManifestFile } from "../core/apply-manifests.js";
+import type { BundleIndex } from "../core/bundle-index.js";
+import { formatRepository, parseRepository } from "../core/reference.js";
+import { SigferryError } from "../errors.js";
+import type { RegistryClient } from "../registry/client.js";
+import type { BlobPushResult } from "../registry/types.js";
+import { positiveInt, registryClient, registryOptions, type RegistryFlags } from "./common.js";
+import { assertVerified, runVerify } from "./bundle-verify.js";
+import type { OutputOptions, Reporter } from "./output.js";
+
+/** Options of `bundle apply`. */
+export interface ApplyOptions extends RegistryFlags, OutputOptions {
+  to?: string;
+  kubeconfig?: string;
+  context?: string;
+  skipRegistry?: boolean;
+  skipCluster?: boolean;
+  manifestsDir?: string;
+  mirrorResources?: boolean;
+  keyring?: string[];
+  sigstoreKey?: string[];
+  dryRun?: boolean;
+  concurrency?: string | number;
+}
+
+/** What happened to one `.sig` artifact in the mirror. */
+export interface PushLine {
+  tag: string;
+  digest: string;
+  manifestDigest: string;
+  action: "pushed" | "unchanged" | "would-push";
+  blobs: { digest: string; result: BlobPushResult | "would-push" | "present" }[];
+}
+
+/** What happened to one cluster object. */
+export interface ClusterLine {
+  kind: string;
+  name: string;
+  namespace?: string;
+  action: "created" | "updated" | "unchanged" | "would-apply";
+}
+
+/** The --json document of apply. */
+export interface ApplyResult {
+  ok: boolean;
+  dryRun: boolean;
+  archive: { file: string; sha256: string };
+  registry?: {
+    to: string;
+    artifacts: PushLine[];
+    missingImages: { release: string; digest: string }[];
+  };
+  manifestsDir?: string;
+  files?: string[];
+  cluster?: { context: string; server: string; objects: ClusterLine[] };
+  warnings: string[];
+  changed: boolean;
+}
+
+function label(index: BundleIndex, digest: string): string {
+  for (const r of index.releases) {
+    const name = r.version !== undefined ? `${r.version} (${r.arch})` : r.arch;
+    if (r.digest === digest) return name;
+    const m = r.manifests?.find((x) => x.digest === digest);
+    if (m) return `${name}/${m.arch}`;
+  }
+  return digest;
+}
+
+/** Runs apply: verify, push, write manifests, apply to the cluster. */
+export async function runApply(
+  file: string,
+  options: ApplyOptions,
+  reporter: Reporter,
+  signal?: AbortSignal,
+): Promise<ApplyResult> {
+  if (!options.skipRegistry && !options.to) {
+    throw new SigferryError(
+      "USAGE",
+      "bundle apply needs --to <host[:port]/repo> (the mirror repository), or --skip-registry",
+    );
+  }
+  const mirror = options.to ? parseRepository(options.to) : undefined;
+  const mirrorLabel = mirror ? formatRepository(mirror) : undefined;
+  const concurrency = positiveInt(options.concurrency, "--concurrency", 8);
+  const dryRun = options.dryRun === true;
+  const warnings: string[] = [];
+  const warn = (w: string): void => {
+    warnings.push(w);
+    reporter.warn(w);
+  };
+
+  // 1. Verify: nothing is pushed or applied unless every check passes.
+  const { result: verified, bundle } = await runVerify(
+    file,
+    { ...options, json: false, quiet: true },
+    reporter,
+  );
+  assertVerified(verified);
+  reporter.info(`verified ${file} (${verified.lines.length} checks)`);
+  const { index, members } = bundle;
+  const out: ApplyResult = {
+    ok: true,
+    dryRun,
+    archive: { file, sha256: bundle.sha256 },
+    warnings,
+    changed: false,
+  };
+
+  // 2. Registry.
+  if (!options.skipRegistry && mirror && mirrorLabel) {
+    const client = registryClient(
+      mirror.registry,
+      await registryOptions(options, reporter, signal),
+    );
+    try {
+      out.registry = await pushArtifacts(index, members, client, mirror.path, mirrorLabel, {
+        dryRun,
+        concurrency,
+        reporter,
+        warn,
+      });
+      if (out.registry.artifacts.some((a) => a.action === "pushed")) out.changed = true;
+    } finally {
+      await client.close();
+    }
+  }
+
+  // 3. Manifests for `oc apply -f <dir>` / `oc apply -k <dir>`.
+  const manifests = applyManifests(index, members, mirrorLabel);
+  for (const w of manifests.warnings) warn(w);
+  const manifestsDir =
+    options.manifestsDir ?? (options.skipCluster ? "sigferry-manifests" : undefined);
+  if (manifestsDir !== undefined) {
+    const files = [...manifests.configMaps, ...manifests.mirror];
+    if (!dryRun) await writeManifestsDir(manifestsDir, files, manifests.kustomization);
+    out.manifestsDir = manifestsDir;
+    out.files = [...files.map((f) => f.file), "kustomization.yaml"];
+    reporter.info(
+      `${dryRun ? "would write" : "wrote"} ${out.files.length} file(s) to ${manifestsDir}/ (oc apply -k ${manifestsDir})`,
+    );
+  }
+
+  // 4. Cluster: server-side apply, field manager "sigferry"; never deletes.
+  if (!options.skipCluster) {
+    const target = await loadKubeconfig({
+      ...(options.kubeconfig !== undefined ? { path: options.kubeconfig } : {}),
+      ...(options.context !== undefined ? { context: options.context } : {}),
+      env: process.env,
+      home: os.homedir(),
+    });
+    const kube = new KubeClient(target, {
+      ...(signal ? { signal } : {}),
+      onWarning: (w) => reporter.debug(`API warning: ${w}`),
+    });
+    try {
+      const objects: ClusterLine[] = [];
+      const toApply: ManifestFile[] = [
+        ...manifests.configMaps,
+        ...(options.mirrorResources ? manifests.mirror : []),
+      ];
+      let done = 0;
+      for (const m of toApply) {
+        const res = await kube.applyObject(m.object, { dryRun, force: true });
+        const action: ClusterLine["action"] = dryRun
+          ? res.changed
+            ? "would-apply"
+            : "unchanged"
+          : res.created
+            ? "created"
+            : res.changed
+              ? "updated"
+              : "unchanged";
+        if (action === "created" || action === "updated") out.changed = true;
+        objects.push({
+          kind: m.object.kind,
+          name: m.object.metadata.name,
+          ...(m.object.metadata.namespace !== undefined
+            ? { namespace: m.object.metadata.namespace }
+            : {}),
+          action,
+        });
+        reporter.progress(
+          "apply",
+          ++done,
+          toApply.length,
+          `${m.object.kind}/${m.object.metadata.name}`,
+        );
+      }
+      out.cluster = { context: target.contextName, server: target.server, objects };
+    } finally {
+      await kube.close();
+    }
+  }
+  return out;
+}
+
+/** Pushes every `.sig` artifact (blobs first, then the manifest) unless the tag already holds it. */
+async function pushArtifacts(
+  index: BundleIndex,
+  members: ReadonlyMap<string, Uint8Array>,
+  client: RegistryClient,
+  repo: string,
+  repoLabel: string,
+  ctx: { dryRun: boolean; concurrency: number; reporter: Reporter; warn: (w: string) => void },
+): Promise<NonNullable<ApplyResult["registry"]>> {
+  const limit = pLimit(ctx.concurrency);
+  const blob = (d: string): Uint8Array => members.get(`sigstore/blobs/sha256/${d.slice(7)}`)!;
+
+  // A signature without its image means the mirroring went wrong: warn, per release.
+  const imageDigests = new Map<string, string>();
+  for (const r of index.releases) {
+    imageDigests.set(r.digest, label(index, r.digest));
+    for (const m of r.manifests ?? []) imageDigests.set(m.digest, label(index, m.digest));
+  }
+  const missingImages: { release: string; digest: string }[] = [];
+  await Promise.all(
+    [...imageDigests].map(([digest, name]) =>
+      limit(async () => {
+        if (!(await client.headManifest(repo, digest))) {
+          missingImages.push({ release: name, digest });
+          ctx.warn(
+            `${repoLabel} does not hold release image ${name} ${digest}: mirror the release too, or check --to`,
+          );
+        }
+      }),
+    ),
+  );
+
+  let done = 0;
+  const artifacts = await Promise.all(
+    index.sigstore.map((a) =>
+      limit(async (): Promise<PushLine> => {
+        const line: PushLine = {
+          tag: a.tag,
+          digest: a.digest,
+          manifestDigest: a.manifest.digest,
+          action: "unchanged",
+          blobs: [],
+        };
+        const current = await client.headManifest(repo, a.tag);
+        if (current?.digest === a.manifest.digest) {
+          // Same manifest digest ⇒ same bytes; its blobs were pushed before it (blobs first).
+          ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} unchanged`);
+          return line;
+        }
+        if (ctx.dryRun) {
+          line.action = "would-push";
+          for (const d of [a.config, ...a.layers]) {
+            line.blobs.push({
+              digest: d.digest,
+              result: (await client.hasBlob(repo, d.digest)) ? "present" : "would-push",
+            });
+          }
+          ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} would push`);
+          return line;
+        }
+        for (const d of [a.config, ...a.layers]) {
+          line.blobs.push({
+            digest: d.digest,
+            result: await client.pushBlob(repo, d.digest, blob(d.digest)),
+          });
+        }
+        const pushed = await client.putManifest(
+          repo,
+          a.tag,
+          blob(a.manifest.digest),
+          a.manifest.mediaType,
+        );
+        if (pushed !== a.manifest.digest) {
+          throw new SigferryError(
+            "DIGEST_MISMATCH",
+            `${repoLabel}:${a.tag}: the registry stored ${pushed}, expected ${a.manifest.digest}`,
+            {
+              details: { digest: a.digest },
+            },
+          );
+        }
+        line.action = "pushed";
+        ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} pushed`);
+        return line;
+      }),
+    ),
+  );
+  return { to: repoLabel, artifacts, missingImages };
+}
+
+/** Writes the manifests to `dir` through a sibling temp dir renamed into place, so a failure leaves no half-written set. */
+async function writeManifestsDir(
+  dir: string,
+  files: ManifestFile[],
+  kustomization: string,
+): Promise<void> {
+  const abs = path.resolve(dir);
+  const tmp = `${abs}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    await mkdir(tmp, { recursive: true });
+    for (const f of files) await writeFile(path.join(tmp, f.file), f.yaml, { mode: 0o644 });
+    await writeFile(path.join(tmp, "kustomization.yaml"), kustomization, { mode: 0o644 });
+    await rm(abs, { recursive: true, force: true });
+    await rename(tmp, abs);
+  } catch (cause) {
+    await rm(tmp, { recursive: true, force: true });
+    throw new SigferryError(
+      "OUTPUT_WRITE_FAILED",
+      `cannot write manifests to ${dir}: ${(cause as Error).message}`,
+      {
+        cause,
+        details: { file: dir },
+      },
+    );
+  }
+}
+
+/** Prints an apply result for people. */
+export function printApplyResult(r: ApplyResult, reporter: Reporter): void {
+  reporter.resultJson(r);
+  if (reporter.json) return;
+  if (r.registry) {
+    const pushed = r.registry.artifacts.filter((a) => a.action === "pushed").length;
+    const would = r.registry.artifacts.filter((a) => a.action === "would-push").length;
+    for (const a of r.registry.artifacts)
+      reporter.result(`${a.action.padEnd(10)} ${r.registry.to}:${a.tag}  ${a.manifestDigest}`);
+    reporter.result(
+      `registry ${r.registry.to}: ${r.dryRun ? `${would} would be pushed` : `${pushed} pushed`}, ${r.registry.artifacts.length - pushed - would} already in place` +
+        (r.registry.missingImages.length > 0
+          ? `; ${r.registry.missingImages.length} release image(s) MISSING from the mirror`
+          : ""),
+    );
+  }
+  if (r.manifestsDir)
+    reporter.result(
+      `manifests: ${r.manifestsDir}/ (${r.files?.length ?? 0} files) — oc apply -k ${r.manifestsDir}`,
+    );
+  if (r.cluster) {
+    for (const o of r.cluster.objects)
+      reporter.result(
+        `${o.action.padEnd(10)} ${o.kind}/${o.name}${o.namespace ? ` -n ${o.namespace}` : ""}`,
+      );
+    reporter.result(
+      `cluster ${r.cluster.server} (context ${r.cluster.context}): ${r.cluster.objects.filter((o) => o.action !== "unchanged").length} changed, ${r.cluster.objects.filter((o) => o.action === "unchanged").length} unchanged`,
+    );
+  }
+  reporter.result(
+    r.dryRun
+      ? "dry run: nothing was changed"
+      : r.changed
+        ? "applied"
+        : "nothing to do: everything was already in place",
+  );
+}

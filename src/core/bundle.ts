@@ -1,0 +1,251 @@
+/**
+ * Assembles a bundle from verified material: the index, the OCI layout of
+ * `.sig` artifacts, the ConfigMaps and the checksum list, as archive members.
+ * Pure: plain data in, plain data out (docs/bundle-format.md is the spec).
+ */
+import { createHash } from "node:crypto";
+import {
+  BUNDLE_FORMAT,
+  BUNDLE_FORMAT_VERSION,
+  MEMBER,
+  type BundleIndex,
+  type BundleRelease,
+  type ConfigMapEntry,
+  type MissingSignature,
+  type OpenPgpSignatureEntry,
+  type RejectedSignature,
+  type SigstoreArtifactEntry,
+  type SigstoreLayerEntry,
+} from "./bundle-index.js";
+import { formatChecksums } from "./checksums.js";
+import { digestDashed, digestHex, sigTag, storeDirName, type Digest } from "./digest.js";
+import { SIGNATURE_NAMESPACE, configMapToYaml, signatureConfigMap } from "./manifests.js";
+import { compareVersions } from "./version.js";
+
+/** A verified OpenPGP signature ready to be carried. */
+export interface CollectedOpenPgp {
+  digest: Digest;
+  bytes: Uint8Array;
+  identity: string;
+  signer: string;
+  source: string;
+}
+
+/** A verified cosign `.sig` artifact ready to be carried, with every blob it names. */
+export interface CollectedSigstore {
+  digest: Digest;
+  manifestBytes: Uint8Array;
+  manifestDigest: Digest;
+  mediaType: string;
+  config: { digest: Digest; mediaType: string; size: number };
+  layers: SigstoreLayerEntry[];
+  /** config and layer blobs by digest. */
+  blobs: Map<string, Uint8Array>;
+  source: string;
+}
+
+/** Everything `bundle create` gathered, in any order. */
+export interface AssembleInput {
+  toolVersion: string;
+  createdAt: Date;
+  selection: Record<string, unknown>;
+  sources: { releaseRepo: string; signatureStores: string[] };
+  required: ("openpgp" | "sigstore")[];
+  releases: BundleRelease[];
+  openpgp: CollectedOpenPgp[];
+  sigstore: CollectedSigstore[];
+  keys: {
+    openpgp: { fingerprint: string; userIds: string[]; armored: string }[];
+    sigstore: { id: string; algorithm: string; pem: string }[];
+  };
+  rejected: RejectedSignature[];
+  missing: MissingSignature[];
+}
+
+/** One file of the archive. */
+export interface BundleMember {
+  path: string;
+  data: Uint8Array;
+}
+
+/** The assembled bundle. */
+export interface AssembledBundle {
+  index: BundleIndex;
+  members: BundleMember[];
+}
+
+const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
+const sha256Hex = (data: Uint8Array): string => createHash("sha256").update(data).digest("hex");
+const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Path of the n-th carried OpenPGP signature of a digest (store layout, n from 1). */
+export function openpgpMemberPath(digest: Digest, n: number): string {
+  return `${MEMBER.openpgpDir}${storeDirName(digest)}/signature-${n}`;
+}
+
+/** Path of a blob in the bundle's OCI layout. */
+export function blobMemberPath(digest: Digest): string {
+  return `${MEMBER.sigstoreLayout}blobs/sha256/${digestHex(digest)}`;
+}
+
+/** Path of the ConfigMap of a release digest. */
+export function configMapMemberPath(name: string): string {
+  return `${MEMBER.configMapsDir}${name}.yaml`;
+}
+
+/** Orders releases by version (semver), then arch, then digest, so the index is stable. */
+export function compareReleases(a: BundleRelease, b: BundleRelease): number {
+  if (a.version !== undefined && b.version !== undefined) {
+    const v = compareVersions(a.version, b.version);
+    if (v !== 0) return v;
+  } else if (a.version !== b.version) {
+    return a.version === undefined ? 1 : -1;
+  }
+  return byString(a.arch, b.arch) || byString(a.digest, b.digest);
+}
+
+/** Builds the index and every archive member (checksums last) from verified material. */
+export function assembleBundle(input: AssembleInput): AssembledBundle {
+  const members = new Map<string, Uint8Array>();
+  const put = (path: string, data: Uint8Array): void => {
+    const existing = members.get(path);
+    // The same blob may be named by several artifacts; different bytes under one name is a bug.
+    if (existing && sha256Hex(existing) !== sha256Hex(data)) {
+      throw new Error(`internal: two different contents for archive member ${path}`);
+    }
+    members.set(path, data);
+  };
+
+  // OpenPGP: de-duplicate identical bytes per digest (two stores serve the same file), number 1..n.
+  const openpgp: OpenPgpSignatureEntry[] = [];
+  const byDigest = new Map<Digest, CollectedOpenPgp[]>();
+  for (const sig of input.openpgp) {
+    const list = byDigest.get(sig.digest) ?? [];
+    if (!list.some((s) => Buffer.from(s.bytes).equals(Buffer.from(sig.bytes)))) list.push(sig);
+    byDigest.set(sig.digest, list);
+  }
+  const configMaps: ConfigMapEntry[] = [];
+  for (const digest of [...byDigest.keys()].sort(byString)) {
+    const sigs = byDigest.get(digest) ?? [];
+    sigs.forEach((sig, i) => {
+      const path = openpgpMemberPath(digest, i + 1);
+      put(path, sig.bytes);
+      openpgp.push({
+        digest,
+        path,
+        identity: sig.identity,
+        signer: sig.signer,
+        source: sig.source,
+      });
+    });
+    const cm = signatureConfigMap(
+      digest,
+      sigs.map((s) => s.bytes),
+    );
+    const path = configMapMemberPath(cm.metadata.name);
+    put(path, utf8(configMapToYaml(cm)));
+    configMaps.push({
+      name: cm.metadata.name,
+      namespace: cm.metadata.namespace ?? SIGNATURE_NAMESPACE,
+      path,
+      digest,
+      keys: Object.keys(cm.binaryData ?? {}),
+    });
+  }
+
+  // Sigstore: an OCI image layout (image-spec image-layout.md) whose index names every
+  // `.sig` manifest by its tag, so `skopeo copy oci:<dir>:sha256-<hex>.sig …` also works.
+  const sigstore: SigstoreArtifactEntry[] = [];
+  const layoutManifests: object[] = [];
+  for (const art of [...input.sigstore].sort((a, b) => byString(a.digest, b.digest))) {
+    const tag = sigTag(art.digest);
+    put(blobMemberPath(art.manifestDigest), art.manifestBytes);
+    for (const [digest, bytes] of [...art.blobs.entries()].sort(([a], [b]) => byString(a, b))) {
+      put(blobMemberPath(digest as Digest), bytes);
+    }
+    sigstore.push({
+      digest: art.digest,
+      tag,
+      manifest: {
+        digest: art.manifestDigest,
+        mediaType: art.mediaType,
+        size: art.manifestBytes.length,
+      },
+      config: art.config,
+      layers: art.layers,
+      source: art.source,
+    });
+    layoutManifests.push({
+      mediaType: art.mediaType,
+      digest: art.manifestDigest,
+      size: art.manifestBytes.length,
+      annotations: { "org.opencontainers.image.ref.name": tag },
+    });
+  }
+  if (sigstore.length > 0) {
+    put(
+      `${MEMBER.sigstoreLayout}oci-layout`,
+      utf8(`${JSON.stringify({ imageLayoutVersion: "1.0.0" })}\n`),
+    );
+    const layoutIndex = {
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: layoutManifests,
+    };
+    put(`${MEMBER.sigstoreLayout}index.json`, utf8(`${JSON.stringify(layoutIndex, null, 2)}\n`));
+  }
+
+  // Keys used to verify, carried for reference only: a reader trusts them only by fingerprint.
+  const openpgpKeys = [...input.keys.openpgp]
+    .sort((a, b) => byString(a.fingerprint, b.fingerprint))
+    .map((k) => {
+      const path = `${MEMBER.openpgpKeysDir}${k.fingerprint}.asc`;
+      put(path, utf8(k.armored.endsWith("\n") ? k.armored : `${k.armored}\n`));
+      return { fingerprint: k.fingerprint, path, userIds: k.userIds };
+    });
+  const sigstoreKeys = [...input.keys.sigstore]
+    .sort((a, b) => byString(a.id, b.id))
+    .map((k) => {
+      const path = `${MEMBER.sigstoreKeysDir}${k.id}.pem`;
+      put(path, utf8(k.pem.endsWith("\n") ? k.pem : `${k.pem}\n`));
+      return { id: k.id, path, algorithm: k.algorithm };
+    });
+
+  const index: BundleIndex = {
+    format: BUNDLE_FORMAT,
+    formatVersion: BUNDLE_FORMAT_VERSION,
+    tool: { name: "sigferry", version: input.toolVersion },
+    createdAt: new Date(Math.floor(input.createdAt.getTime() / 1000) * 1000).toISOString(),
+    selection: input.selection,
+    sources: input.sources,
+    required: [...input.required].sort(byString),
+    releases: [...input.releases].sort(compareReleases),
+    openpgp,
+    sigstore,
+    configMaps,
+    keys: { openpgp: openpgpKeys, sigstore: sigstoreKeys },
+    rejected: [...input.rejected].sort(
+      (a, b) =>
+        byString(a.digest, b.digest) || byString(a.source, b.source) || byString(a.code, b.code),
+    ),
+    missing: [...input.missing].sort(
+      (a, b) => byString(a.digest, b.digest) || byString(a.kind, b.kind),
+    ),
+  };
+  put(MEMBER.index, utf8(`${JSON.stringify(index, null, 2)}\n`));
+
+  const checksums = formatChecksums(
+    [...members.entries()].map(([path, data]) => ({ path, sha256: sha256Hex(data) })),
+  );
+  put(MEMBER.checksums, utf8(checksums));
+
+  const list = [...members.entries()]
+    .map(([path, data]) => ({ path, data }))
+    .sort((a, b) => byString(a.path, b.path));
+  return { index, members: list };
+}
+
+/** The ConfigMap name sigferry (like `oc adm release mirror`) gives a release digest. */
+export function configMapName(digest: Digest): string {
+  return digestDashed(digest);
+}

@@ -1,0 +1,117 @@
+/**
+ * Gathers trusted key material for a command: key files the user passed, or
+ * (on a connected machine) Red Hat's published key files, accepted only when
+ * they match the fingerprints pinned in src/core/trust.ts.
+ */
+import { readFile } from "node:fs/promises";
+import { request, type Dispatcher } from "undici";
+import { SigferryError } from "../errors.js";
+import {
+  REDHAT_BETA_KEY_2,
+  REDHAT_OPENPGP_KEY_URL,
+  REDHAT_RELEASE_KEY_2,
+  REDHAT_SIGSTORE_KEY_ID,
+  REDHAT_SIGSTORE_KEY_URL,
+} from "../core/trust.js";
+import { loadOpenPgpKeys, selectPinned, type OpenPgpKey } from "./openpgp.js";
+import { loadSigstoreKey, type SigstoreKey } from "./sigstore.js";
+
+/** Keys a command trusts, with where each came from. */
+export interface TrustedKeys {
+  openpgp: OpenPgpKey[];
+  sigstore: SigstoreKey[];
+  /** Human-readable origin of each key set, for logs and the report. */
+  origin: { openpgp: string; sigstore: string };
+}
+
+/** Options naming the key files given on the command line. */
+export interface LoadTrustOptions {
+  keyring?: string[];
+  sigstoreKey?: string[];
+  /** When no file is given, fetch Red Hat's published keys (connected side only). */
+  fetchPublished: boolean;
+  dispatcher?: Dispatcher;
+  signal?: AbortSignal;
+}
+
+async function readKeyFile(file: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch (cause) {
+    throw new SigferryError(
+      "INPUT_READ_FAILED",
+      `cannot read key file ${file}: ${(cause as Error).message}`,
+      {
+        cause,
+        details: { file },
+      },
+    );
+  }
+}
+
+async function fetchText(url: string, options: LoadTrustOptions): Promise<string> {
+  try {
+    const res = await request(url, {
+      dispatcher: options.dispatcher,
+      signal: options.signal,
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+    });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      throw new SigferryError("HTTP_STATUS", `${url} answered ${res.statusCode}`, {
+        details: { url, status: res.statusCode },
+      });
+    }
+    return await res.body.text();
+  } catch (cause) {
+    if (cause instanceof SigferryError) throw cause;
+    throw new SigferryError(
+      "NETWORK",
+      `cannot fetch Red Hat's published key from ${url}: ${(cause as Error).message}. ` +
+        "Pass the key file with --keyring/--sigstore-key instead.",
+      { cause, details: { url } },
+    );
+  }
+}
+
+/** Loads the trusted keys: given files as they are, or Red Hat's published ones checked against the pins. */
+export async function loadTrust(options: LoadTrustOptions): Promise<TrustedKeys> {
+  let openpgp: OpenPgpKey[] = [];
+  let sigstore: SigstoreKey[] = [];
+  const origin = { openpgp: "none", sigstore: "none" };
+
+  if (options.keyring && options.keyring.length > 0) {
+    for (const file of options.keyring)
+      openpgp.push(...(await loadOpenPgpKeys(await readKeyFile(file), file)));
+    origin.openpgp = options.keyring.join(", ");
+  } else if (options.fetchPublished) {
+    const text = await fetchText(REDHAT_OPENPGP_KEY_URL, options);
+    // The published file may hold several keys: only pinned fingerprints are taken.
+    openpgp = selectPinned(await loadOpenPgpKeys(text, REDHAT_OPENPGP_KEY_URL), [
+      REDHAT_RELEASE_KEY_2,
+      REDHAT_BETA_KEY_2,
+    ]);
+    origin.openpgp = `${REDHAT_OPENPGP_KEY_URL} (pinned)`;
+  }
+
+  if (options.sigstoreKey && options.sigstoreKey.length > 0) {
+    for (const file of options.sigstoreKey)
+      sigstore.push(loadSigstoreKey(await readKeyFile(file), file));
+    origin.sigstore = options.sigstoreKey.join(", ");
+  } else if (options.fetchPublished) {
+    const text = await fetchText(REDHAT_SIGSTORE_KEY_URL, options);
+    const key = loadSigstoreKey(text, REDHAT_SIGSTORE_KEY_URL);
+    // Accept fetched key material only when it is the pinned key (DOMAIN.md: pin fingerprints in code).
+    if (key.id !== REDHAT_SIGSTORE_KEY_ID) {
+      throw new SigferryError(
+        "KEY_PIN_MISMATCH",
+        `the key served at ${REDHAT_SIGSTORE_KEY_URL} has id ${key.id}, not the pinned ${REDHAT_SIGSTORE_KEY_ID}`,
+        { details: { url: REDHAT_SIGSTORE_KEY_URL } },
+      );
+    }
+    sigstore = [key];
+    origin.sigstore = `${REDHAT_SIGSTORE_KEY_URL} (pinned)`;
+  }
+  return { openpgp, sigstore, origin };
+}
