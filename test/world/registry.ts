@@ -78,7 +78,9 @@ async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   child.kill("SIGTERM");
-  const killed = await Promise.race([exited.then(() => true), delay(5000).then(() => false)]);
+  // An unref'd timer, so a registry that stops at once does not keep the caller alive for 5 s.
+  const grace = new Promise<false>((r) => setTimeout(() => r(false), 5000).unref());
+  const killed = await Promise.race([exited.then(() => true), grace]);
   if (!killed) {
     child.kill("SIGKILL");
     await exited;
