@@ -22,12 +22,16 @@ export interface ArchiveLimits {
 /**
  * The default limits. A sigferry archive holds small members (an OpenPGP
  * signature is at most 50 KiB, a cosign manifest or layer a few KiB, a
- * ConfigMap at most 1 MiB), so these leave a wide margin:
- * 100 000 entries, 4 MiB per entry, 512 MiB of uncompressed tar in all.
+ * ConfigMap at most 1 MiB) and three that grow with the number of releases:
+ * index.json (about 2.6 KB per single-arch release), REPORT.md and
+ * checksums.sha256. 4 MiB per entry stopped `bundle create` at about 1 600
+ * releases (bench/, docs/benchmarks.md); 32 MiB carries some 12 000, and adds
+ * nothing to the worst case a reader holds, which maxTotalSize bounds:
+ * 100 000 entries, 32 MiB per entry, 512 MiB of uncompressed tar in all.
  */
 export const DEFAULT_LIMITS: Readonly<ArchiveLimits> = Object.freeze({
   maxEntries: 100_000,
-  maxEntrySize: 4 * 1024 * 1024,
+  maxEntrySize: 32 * 1024 * 1024,
   maxTotalSize: 512 * 1024 * 1024,
 });
 

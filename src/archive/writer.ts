@@ -179,7 +179,7 @@ async function streamTar(
         );
         // Every field set explicitly: tar-stream fills in `new Date()` for a
         // missing mtime, and a type from the mode.
-        pack.entry(
+        const entry = pack.entry(
           {
             name: member.path,
             size: data.length,
@@ -196,6 +196,11 @@ async function streamTar(
           data,
           (err) => (err ? reject(err) : resolve()),
         );
+        // Why: when the file write fails mid-stream (disk full, EFBIG), the
+        // pipeline tears the pack down and the entry emits an AbortError. The
+        // callback above already has it and the real failure reaches the caller
+        // through `piped`; an unheard 'error' event would crash the process.
+        entry.on("error", () => undefined);
       });
     }
     pack.finalize();
@@ -230,8 +235,24 @@ async function streamTar(
     await Promise.all([produce, piped]);
   } catch (err) {
     pack.destroy();
-    throw err;
+    // Why: when the file write fails (ENOSPC, EFBIG), the pack's AbortError may
+    // come first, but the write's own error is the one that tells the user why.
+    const written: unknown = await piped.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    throw written !== undefined && !isEcho(written) ? written : err;
   }
+}
+
+/** An error that only echoes another one: a stream torn down because its neighbour failed. */
+function isEcho(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (
+    code === "ABORT_ERR" ||
+    code === "ERR_STREAM_PREMATURE_CLOSE" ||
+    (err instanceof Error && err.name === "AbortError")
+  );
 }
 
 /**

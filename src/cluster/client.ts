@@ -13,6 +13,17 @@
  */
 import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from "undici";
 import { SigferryError, type ErrorCode } from "../errors.js";
+import { resolveNetPolicy, type NetPolicy } from "../net/policy.js";
+import {
+  TRANSIENT_STATUSES,
+  errorCodes,
+  isDeadline,
+  isTransientTransport,
+  markTransient,
+  parseRetryAfter,
+  withRetry,
+  type RetryEvent,
+} from "../net/retry.js";
 import type { ConfigMap, KubeObject } from "../core/manifests.js";
 import type { KubeTarget } from "./kubeconfig.js";
 
@@ -24,8 +35,12 @@ export interface KubeClientOptions {
   /** The field manager named in server-side apply; default "sigferry". */
   fieldManager?: string;
   userAgent?: string;
-  /** Per-request timeout (headers and body), default 60 s. */
+  /** Per-request timeout (headers and body); shorthand for `net`. */
   timeoutMs?: number;
+  /** Timeouts and retry limits; default DEFAULT_NET_POLICY and the SIGFERRY_NET_* variables. */
+  net?: Partial<NetPolicy>;
+  /** Told before each retry (for --verbose). */
+  onRetry?: (event: RetryEvent) => void;
   /** Called with each `Warning` header the server sends (deprecations, unknown fields). */
   onWarning?: (warning: string) => void;
   /** Items per page when listing (`limit`), default 500. */
@@ -80,9 +95,7 @@ const MAPPINGS: Record<string, { resource: string; namespaced: boolean }> = {
   },
 };
 
-const DEFAULT_TIMEOUT_MS = 60_000;
 const LIST_PAGE = 500;
-const MAX_RETRIES = 3;
 
 const TIMEOUT_CODES = new Set([
   "UND_ERR_CONNECT_TIMEOUT",
@@ -104,17 +117,6 @@ const TLS_CODES = new Set([
   "HOSTNAME_MISMATCH",
   "EPROTO",
 ]);
-
-function errorCodes(err: unknown): string[] {
-  const codes: string[] = [];
-  let e: unknown = err;
-  for (let depth = 0; depth < 5 && typeof e === "object" && e !== null; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") codes.push(code);
-    e = (e as { cause?: unknown }).cause;
-  }
-  return codes;
-}
 
 function isTlsCode(code: string): boolean {
   return TLS_CODES.has(code) || code.startsWith("ERR_TLS_") || code.startsWith("ERR_SSL_");
@@ -142,12 +144,21 @@ export class KubeClient {
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
   readonly #auth: string | undefined;
+  readonly #policy: NetPolicy;
+  /** True once the server has answered: a refused connection after that may pass (a restart). */
+  #reached = false;
+  #closing: Promise<void> | undefined;
 
   /** Creates a client for `target`; TLS (CA, client certificate, insecure) comes from the target unless a dispatcher is given. */
   constructor(target: KubeTarget, opts: KubeClientOptions = {}) {
     this.target = target;
     this.#options = opts;
     this.fieldManager = opts.fieldManager ?? "sigferry";
+    const t = opts.timeoutMs;
+    this.#policy = resolveNetPolicy({
+      ...(t !== undefined ? { headersTimeoutMs: t, bodyTimeoutMs: t } : {}),
+      ...opts.net,
+    });
     if (target.token !== undefined) this.#auth = `Bearer ${target.token}`;
     else if (target.basic !== undefined) {
       this.#auth = `Basic ${Buffer.from(`${target.basic.username}:${target.basic.password}`).toString("base64")}`;
@@ -156,13 +167,14 @@ export class KubeClient {
       this.#dispatcher = opts.dispatcher;
       this.#ownsDispatcher = false;
     } else {
-      this.#dispatcher = KubeClient.#makeDispatcher(target);
+      this.#dispatcher = KubeClient.#makeDispatcher(target, this.#policy.connectTimeoutMs);
       this.#ownsDispatcher = true;
     }
   }
 
-  static #makeDispatcher(target: KubeTarget): Dispatcher {
+  static #makeDispatcher(target: KubeTarget, connectTimeoutMs: number): Dispatcher {
     const tls = {
+      timeout: connectTimeoutMs,
       // Like kubectl: a CA in the kubeconfig replaces the system roots for this server.
       ...(target.ca !== undefined ? { ca: target.ca } : {}),
       ...(target.clientCert !== undefined
@@ -180,9 +192,10 @@ export class KubeClient {
     return new EnvHttpProxyAgent({ connect: tls, requestTls: tls, noProxy });
   }
 
-  /** Closes the connection pool (when the client created it). */
-  async close(): Promise<void> {
-    if (this.#ownsDispatcher) await this.#dispatcher.close();
+  /** Closes the connection pool (when the client created it). Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#ownsDispatcher ? this.#dispatcher.close() : Promise.resolve();
+    return this.#closing;
   }
 
   /** Reads a ConfigMap; undefined when it does not exist. */
@@ -385,57 +398,65 @@ export class KubeClient {
     };
     if (this.#auth !== undefined) headers.authorization = this.#auth;
     if (extra.contentType !== undefined) headers["content-type"] = extra.contentType;
-    const timeout = this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    for (let attempt = 0; ; attempt++) {
-      let status: number;
-      let text: string;
-      let resHeaders: Record<string, string | string[] | undefined>;
-      try {
-        const res = await request(url, {
-          method,
-          headers,
-          ...(extra.body !== undefined ? { body: extra.body } : {}),
-          dispatcher: this.#dispatcher,
-          headersTimeout: timeout,
-          bodyTimeout: timeout,
-          ...(this.#options.signal !== undefined ? { signal: this.#options.signal } : {}),
-        });
-        status = res.statusCode;
-        resHeaders = res.headers;
-        text = await res.body.text();
-      } catch (err) {
-        throw this.#transportError(op, at.path, err);
-      }
-      this.#warnings(resHeaders.warning);
-      if (status >= 200 && status < 300) {
+    // Every request here is a GET or a server-side apply PATCH: both may be
+    // repeated (an apply of the same configuration is idempotent), so the
+    // shared policy retries them as they are.
+    return withRetry(
+      async ({ signal }) => {
+        let status: number;
+        let text: string;
+        let resHeaders: Record<string, string | string[] | undefined>;
         try {
-          return JSON.parse(text) as unknown;
+          const res = await request(url, {
+            method,
+            headers,
+            ...(extra.body !== undefined ? { body: extra.body } : {}),
+            dispatcher: this.#dispatcher,
+            headersTimeout: this.#policy.headersTimeoutMs,
+            bodyTimeout: this.#policy.bodyTimeoutMs,
+            signal,
+          });
+          this.#reached = true;
+          status = res.statusCode;
+          resHeaders = res.headers;
+          text = await res.body.text();
         } catch (err) {
-          throw new SigferryError(
-            "KUBE_API",
-            `${op.verb} ${op.what}: the server answered ${status} with a body that is not JSON`,
-            {
-              cause: err,
-              details: { url: this.#safeUrl(at.path), status },
-            },
-          );
+          throw this.#transportError(op, at.path, err);
         }
-      }
-      if (status === 404 && extra.notFoundOk === true) {
-        // A 404 about the object itself; the real apiserver answers GET in a missing namespace the same way.
-        return undefined;
-      }
-      // Why retry: API Priority and Fairness sheds load with 429 and Retry-After.
-      if (status === 429 && attempt < MAX_RETRIES) {
-        const after = Number(String(resHeaders["retry-after"] ?? "1"));
-        await delay(
-          Math.min(Number.isFinite(after) && after > 0 ? after : 1, 10) * 1000,
-          this.#options.signal,
-        );
-        continue;
-      }
-      throw this.#statusError(op, at.path, status, text);
-    }
+        this.#warnings(resHeaders.warning);
+        if (status >= 200 && status < 300) {
+          try {
+            return JSON.parse(text) as unknown;
+          } catch (err) {
+            throw new SigferryError(
+              "KUBE_API",
+              `${op.verb} ${op.what}: the server answered ${status} with a body that is not JSON`,
+              {
+                cause: err,
+                details: { url: this.#safeUrl(at.path), status },
+              },
+            );
+          }
+        }
+        if (status === 404 && extra.notFoundOk === true) {
+          // A 404 about the object itself; the real apiserver answers GET in a missing namespace the same way.
+          return undefined;
+        }
+        const err = this.#statusError(op, at.path, status, text);
+        // Why retry: API Priority and Fairness sheds load with 429 and Retry-After;
+        // an apiserver restarting or behind a load balancer answers 5xx for a moment.
+        if (TRANSIENT_STATUSES.has(status)) {
+          markTransient(err, parseRetryAfter(resHeaders["retry-after"]));
+        }
+        throw err;
+      },
+      {
+        policy: this.#policy,
+        what: `${op.verb} ${op.what}`,
+        ...(this.#options.signal !== undefined ? { signal: this.#options.signal } : {}),
+        ...(this.#options.onRetry !== undefined ? { onRetry: this.#options.onRetry } : {}),
+      },
+    );
   }
 
   #warnings(header: string | string[] | undefined): void {
@@ -510,20 +531,29 @@ export class KubeClient {
     const prefix = `${op.verb} ${op.what}`;
     if (
       this.#options.signal?.aborted === true ||
-      (err instanceof Error && err.name === "AbortError") ||
-      codes.includes("UND_ERR_ABORTED") ||
-      codes.includes("ABORT_ERR")
+      (!isDeadline(err) &&
+        ((err instanceof Error && err.name === "AbortError") ||
+          codes.includes("UND_ERR_ABORTED") ||
+          codes.includes("ABORT_ERR")))
     ) {
       return new SigferryError("INTERRUPTED", `${prefix}: aborted`, { cause: err, details });
     }
+    if (isDeadline(err)) {
+      return new SigferryError("TIMEOUT", `${prefix}: ${this.target.server}: ${reason}`, {
+        cause: err,
+        details,
+      });
+    }
     if (codes.some((c) => TIMEOUT_CODES.has(c))) {
-      return new SigferryError(
-        "TIMEOUT",
-        `${prefix}: ${this.target.server} did not answer in time (${reason})`,
-        {
-          cause: err,
-          details,
-        },
+      return markTransient(
+        new SigferryError(
+          "TIMEOUT",
+          `${prefix}: ${this.target.server} did not answer in time (${reason})`,
+          {
+            cause: err,
+            details,
+          },
+        ),
       );
     }
     if (codes.some(isTlsCode)) {
@@ -533,7 +563,7 @@ export class KubeClient {
         { cause: err, details },
       );
     }
-    return new SigferryError(
+    const network = new SigferryError(
       "NETWORK",
       `${prefix}: cannot reach ${this.target.server}: ${reason}`,
       {
@@ -541,25 +571,8 @@ export class KubeClient {
         details,
       },
     );
+    return isTransientTransport(err, this.#reached) ? markTransient(network) : network;
   }
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted === true) {
-      reject(new SigferryError("INTERRUPTED", "aborted"));
-      return;
-    }
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        reject(new SigferryError("INTERRUPTED", "aborted"));
-      },
-      { once: true },
-    );
-  });
 }
 
 function withType(v: unknown, apiVersion: string, kind: string): KubeObject {

@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { SigferryError } from "../errors.js";
+import { describeRetry } from "../net/retry.js";
 import { loadCredentials } from "../registry/auth.js";
 import { RegistryClient } from "../registry/client.js";
 import type { RegistryClientOptions } from "../registry/types.js";
@@ -52,6 +53,7 @@ export async function registryOptions(
     home: os.homedir(),
   });
   if (signal) options.signal = signal;
+  options.onRetry = (event) => reporter.debug(describeRetry(event));
   return options;
 }
 

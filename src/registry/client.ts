@@ -14,6 +14,16 @@ import { rootCertificates } from "node:tls";
 import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from "undici";
 import { isDigest, type Digest } from "../core/digest.js";
 import { SigferryError, type ErrorCode, type ErrorDetails } from "../errors.js";
+import { resolveNetPolicy, type NetPolicy } from "../net/policy.js";
+import {
+  TRANSIENT_STATUSES,
+  errorCodes,
+  isDeadline,
+  isTransientTransport,
+  markTransient,
+  parseRetryAfter,
+  withRetry,
+} from "../net/retry.js";
 import { registerSecret } from "../redact.js";
 import { challengeScopes, parseChallenges, pickChallenge } from "./challenge.js";
 import {
@@ -31,8 +41,6 @@ const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024;
 const MAX_TAG_PAGES = 10_000;
 const MAX_REDIRECTS = 5;
-const DEFAULT_TIMEOUT_MS = 60_000;
-const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECTIONS = 8;
 
 // OCI distribution spec, "Pulling manifests": repository names and tags.
@@ -55,6 +63,8 @@ interface Call {
   scopes: string[];
   /** Follow 3xx answers (blob GET/HEAD: registries redirect to CDNs). */
   redirects?: boolean;
+  /** Ends this attempt: Ctrl-C or the request's deadline (src/net/retry.ts). */
+  signal?: AbortSignal;
 }
 
 interface Response {
@@ -159,17 +169,6 @@ const TLS_CODES = new Set([
   "EPROTO",
 ]);
 
-function errorCodes(err: unknown): string[] {
-  const codes: string[] = [];
-  let e: unknown = err;
-  for (let depth = 0; depth < 4 && typeof e === "object" && e !== null; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") codes.push(code);
-    e = (e as { cause?: unknown }).cause;
-  }
-  return codes;
-}
-
 function isTlsCode(code: string): boolean {
   return TLS_CODES.has(code) || code.startsWith("ERR_TLS_") || code.startsWith("ERR_SSL_");
 }
@@ -206,9 +205,12 @@ export class RegistryClient {
   readonly #options: RegistryClientOptions;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
-  readonly #timeoutMs: number;
+  readonly #policy: NetPolicy;
+  /** Origins that have answered at least once: a refused connection to one of them may pass. */
+  readonly #reached = new Set<string>();
   #challenge: KnownChallenge | undefined;
   readonly #tokens = new Map<string, CachedToken>();
+  #closing: Promise<void> | undefined;
 
   /** Creates a client for `registry` (host[:port]); https unless `plainHttp`. */
   constructor(registry: string, options: RegistryClientOptions = {}) {
@@ -217,19 +219,23 @@ export class RegistryClient {
     // Docker Hub's API answers on registry-1.docker.io, not on the name users write.
     const host = registry === "docker.io" ? "registry-1.docker.io" : registry;
     this.#origin = `${options.plainHttp ? "http" : "https"}://${host}`;
-    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const t = options.timeoutMs;
+    this.#policy = resolveNetPolicy({
+      ...(t !== undefined ? { connectTimeoutMs: t, headersTimeoutMs: t, bodyTimeoutMs: t } : {}),
+      ...options.net,
+    });
     if (options.dispatcher) {
       this.#dispatcher = options.dispatcher;
       this.#ownsDispatcher = false;
     } else {
-      this.#dispatcher = RegistryClient.#makeDispatcher(options);
+      this.#dispatcher = RegistryClient.#makeDispatcher(options, this.#policy);
       this.#ownsDispatcher = true;
     }
   }
 
-  static #makeDispatcher(options: RegistryClientOptions): Dispatcher {
+  static #makeDispatcher(options: RegistryClientOptions, policy: NetPolicy): Dispatcher {
     const tlsOptions = {
-      timeout: options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      timeout: policy.connectTimeoutMs,
       // Extra CAs are added to the system roots, not used instead of them.
       ...(options.ca !== undefined ? { ca: [...rootCertificates, options.ca] } : {}),
       rejectUnauthorized: options.insecureSkipTlsVerify !== true,
@@ -247,10 +253,13 @@ export class RegistryClient {
     return new EnvHttpProxyAgent({ ...agentOptions, requestTls: tlsOptions });
   }
 
-  /** Closes the connection pool (when the client created it). */
-  async close(): Promise<void> {
-    this.#tokens.clear();
-    if (this.#ownsDispatcher) await this.#dispatcher.close();
+  /** Closes the connection pool (when the client created it). Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#tokens.clear();
+      if (this.#ownsDispatcher) await this.#dispatcher.close();
+    })();
+    return this.#closing;
   }
 
   /** Fetches a manifest's exact bytes and the digest computed from them; undefined on 404. */
@@ -260,35 +269,39 @@ export class RegistryClient {
     accept: readonly string[] = MANIFEST_MEDIA_TYPES,
     maxBytes: number = MAX_MANIFEST_BYTES,
   ): Promise<FetchedManifest | undefined> {
-    const call: Call = {
-      op: "get manifest",
-      repo,
-      method: "GET",
-      url: this.#url(repo, "manifests", this.#reference(reference)),
-      headers: { accept: accept.join(", ") },
-      scopes: [pullScope(repo)],
-    };
-    const res = await this.#call(call);
-    if (res.status === 404) {
-      await res.body.dump();
-      return undefined;
-    }
-    if (res.status !== 200) throw await this.#statusError(call, res);
-    const bytes = await this.#readBody(call, res, maxBytes, "manifest");
-    // Docker-Content-Digest is optional and is not proof: hash the bytes.
-    const digest = sha256Digest(bytes);
-    if (isDigest(reference) && digest !== reference) {
-      throw new SigferryError(
-        "DIGEST_MISMATCH",
-        `${this.registry}/${repo}@${reference}: the registry served a manifest whose sha256 is ${digest}`,
-        { details: this.#details(call, res.url, { digest: reference, actual: digest }) },
-      );
-    }
-    let mediaType = mediaTypeOf(header(res.headers, "content-type"));
-    if (mediaType === undefined || !mediaType.startsWith("application/vnd.")) {
-      mediaType = embeddedMediaType(bytes) ?? mediaType ?? "application/octet-stream";
-    }
-    return { bytes, digest, mediaType };
+    const url = this.#url(repo, "manifests", this.#reference(reference));
+    return this.#retry("get manifest", repo, async (signal) => {
+      const call: Call = {
+        op: "get manifest",
+        repo,
+        method: "GET",
+        url,
+        headers: { accept: accept.join(", ") },
+        scopes: [pullScope(repo)],
+        signal,
+      };
+      const res = await this.#call(call);
+      if (res.status === 404) {
+        await res.body.dump();
+        return undefined;
+      }
+      if (res.status !== 200) throw await this.#statusError(call, res);
+      const bytes = await this.#readBody(call, res, maxBytes, "manifest");
+      // Docker-Content-Digest is optional and is not proof: hash the bytes.
+      const digest = sha256Digest(bytes);
+      if (isDigest(reference) && digest !== reference) {
+        throw new SigferryError(
+          "DIGEST_MISMATCH",
+          `${this.registry}/${repo}@${reference}: the registry served a manifest whose sha256 is ${digest}`,
+          { details: this.#details(call, res.url, { digest: reference, actual: digest }) },
+        );
+      }
+      let mediaType = mediaTypeOf(header(res.headers, "content-type"));
+      if (mediaType === undefined || !mediaType.startsWith("application/vnd.")) {
+        mediaType = embeddedMediaType(bytes) ?? mediaType ?? "application/octet-stream";
+      }
+      return { bytes, digest, mediaType };
+    });
   }
 
   /** HEADs a manifest: the registry's digest, media type and size; undefined on 404. */
@@ -296,31 +309,35 @@ export class RegistryClient {
     repo: string,
     reference: string,
   ): Promise<{ digest?: Digest; mediaType?: string; size?: number } | undefined> {
-    const call: Call = {
-      op: "head manifest",
-      repo,
-      method: "HEAD",
-      url: this.#url(repo, "manifests", this.#reference(reference)),
-      headers: { accept: MANIFEST_MEDIA_TYPES.join(", ") },
-      scopes: [pullScope(repo)],
-    };
-    const res = await this.#call(call);
-    await res.body.dump();
-    if (res.status === 404) return undefined;
-    if (res.status !== 200) throw await this.#statusError(call, res);
-    const out: { digest?: Digest; mediaType?: string; size?: number } = {};
-    const digest = header(res.headers, "docker-content-digest");
-    if (isDigest(digest)) out.digest = digest;
-    const mediaType = mediaTypeOf(header(res.headers, "content-type"));
-    if (mediaType !== undefined) out.mediaType = mediaType;
-    const size = Number(header(res.headers, "content-length"));
-    if (
-      Number.isSafeInteger(size) &&
-      size >= 0 &&
-      header(res.headers, "content-length") !== undefined
-    )
-      out.size = size;
-    return out;
+    const url = this.#url(repo, "manifests", this.#reference(reference));
+    return this.#retry("head manifest", repo, async (signal) => {
+      const call: Call = {
+        op: "head manifest",
+        repo,
+        method: "HEAD",
+        url,
+        headers: { accept: MANIFEST_MEDIA_TYPES.join(", ") },
+        scopes: [pullScope(repo)],
+        signal,
+      };
+      const res = await this.#call(call);
+      if (res.status !== 200 && res.status !== 404) throw await this.#statusError(call, res);
+      await res.body.dump();
+      if (res.status === 404) return undefined;
+      const out: { digest?: Digest; mediaType?: string; size?: number } = {};
+      const digest = header(res.headers, "docker-content-digest");
+      if (isDigest(digest)) out.digest = digest;
+      const mediaType = mediaTypeOf(header(res.headers, "content-type"));
+      if (mediaType !== undefined) out.mediaType = mediaType;
+      const size = Number(header(res.headers, "content-length"));
+      if (
+        Number.isSafeInteger(size) &&
+        size >= 0 &&
+        header(res.headers, "content-length") !== undefined
+      )
+        out.size = size;
+      return out;
+    });
   }
 
   /** Downloads a blob (following redirects), verifying its digest and, when given, its size. */
@@ -330,34 +347,47 @@ export class RegistryClient {
     maxBytes: number,
     opts: { size?: number } = {},
   ): Promise<Uint8Array> {
-    const call: Call = {
-      op: "get blob",
-      repo,
-      method: "GET",
-      url: this.#url(repo, "blobs", this.#digest(digest)),
-      scopes: [pullScope(repo)],
-      redirects: true,
-    };
-    const res = await this.#call(call);
-    if (res.status !== 200) throw await this.#statusError(call, res);
-    const bytes = await this.#readBody(call, res, maxBytes, "blob", digest);
-    const actual = sha256Digest(bytes);
-    if (actual !== digest || (opts.size !== undefined && bytes.length !== opts.size)) {
-      throw new SigferryError(
-        "DIGEST_MISMATCH",
-        `${this.registry}/${repo}@${digest}: the blob received (${bytes.length} bytes) hashes to ${actual}`,
-        { details: this.#details(call, res.url, { digest, actual, size: bytes.length }) },
-      );
-    }
-    return bytes;
+    const url = this.#url(repo, "blobs", this.#digest(digest));
+    return this.#retry("get blob", repo, async (signal) => {
+      const call: Call = {
+        op: "get blob",
+        repo,
+        method: "GET",
+        url,
+        scopes: [pullScope(repo)],
+        redirects: true,
+        signal,
+      };
+      const res = await this.#call(call);
+      if (res.status !== 200) throw await this.#statusError(call, res);
+      const bytes = await this.#readBody(call, res, maxBytes, "blob", digest);
+      const actual = sha256Digest(bytes);
+      if (actual !== digest || (opts.size !== undefined && bytes.length !== opts.size)) {
+        throw new SigferryError(
+          "DIGEST_MISMATCH",
+          `${this.registry}/${repo}@${digest}: the blob received (${bytes.length} bytes) hashes to ${actual}`,
+          { details: this.#details(call, res.url, { digest, actual, size: bytes.length }) },
+        );
+      }
+      return bytes;
+    });
   }
 
   /** True when the repository has the blob (HEAD; redirects followed). */
   async hasBlob(repo: string, digest: Digest): Promise<boolean> {
-    return this.#hasBlob(repo, digest, [pullScope(repo)]);
+    this.#digest(digest);
+    return this.#retry("head blob", repo, (signal) =>
+      this.#hasBlob(repo, digest, [pullScope(repo)], signal),
+    );
   }
 
-  async #hasBlob(repo: string, digest: Digest, scopes: string[]): Promise<boolean> {
+  /** One HEAD of a blob (no retry of its own: callers run it inside #retry). */
+  async #hasBlob(
+    repo: string,
+    digest: Digest,
+    scopes: string[],
+    signal: AbortSignal,
+  ): Promise<boolean> {
     const call: Call = {
       op: "head blob",
       repo,
@@ -365,23 +395,37 @@ export class RegistryClient {
       url: this.#url(repo, "blobs", this.#digest(digest)),
       scopes,
       redirects: true,
+      signal,
     };
     const res = await this.#call(call);
+    if (res.status !== 200 && res.status !== 404) throw await this.#statusError(call, res);
     await res.body.dump();
-    if (res.status === 200) return true;
-    if (res.status === 404) return false;
-    throw await this.#statusError(call, res);
+    return res.status === 200;
   }
 
   /**
    * Pushes a blob: skipped when present (HEAD), else mounted from `mountFrom`
    * when the registry can, else a monolithic upload (POST, then PUT ?digest=).
+   *
+   * Retries restart the whole sequence from the HEAD. Why: POST and the
+   * session's PUT are not idempotent; a session whose PUT failed (or whose
+   * answer was lost) may be consumed or gone, so it is never reused. The HEAD
+   * finds a blob that an answer-lost PUT did store; an abandoned session is
+   * garbage the registry purges on its own.
    */
   async pushBlob(
     repo: string,
     digest: Digest,
     bytes: Uint8Array,
-    opts: { mountFrom?: string } = {},
+    opts: {
+      mountFrom?: string;
+      /**
+       * HEAD first and skip the upload when present (default true). False when the
+       * caller knows the blob is almost surely absent (e.g. its manifest's tag is):
+       * for a small blob the HEAD costs a round trip and saves no bytes.
+       */
+      checkExists?: boolean;
+    } = {},
   ): Promise<BlobPushResult> {
     this.#digest(digest);
     const actual = sha256Digest(bytes);
@@ -392,21 +436,36 @@ export class RegistryClient {
         { details: { registry: this.registry, repository: repo, digest, actual } },
       );
     }
+    if (opts.mountFrom !== undefined) this.#repo(opts.mountFrom);
+    return this.#retry("push blob", repo, (signal) =>
+      this.#pushBlobOnce(repo, digest, bytes, opts.mountFrom, signal, opts.checkExists ?? true),
+    );
+  }
+
+  async #pushBlobOnce(
+    repo: string,
+    digest: Digest,
+    bytes: Uint8Array,
+    mountFrom: string | undefined,
+    signal: AbortSignal,
+    checkExists = true,
+  ): Promise<BlobPushResult> {
     // Asking for push from the start: one token per repository for the whole push.
-    if (await this.#hasBlob(repo, digest, [pushScope(repo)])) return "exists";
+    if (checkExists && (await this.#hasBlob(repo, digest, [pushScope(repo)], signal)))
+      return "exists";
 
     let location: URL | undefined;
-    if (opts.mountFrom !== undefined && opts.mountFrom !== repo) {
-      this.#repo(opts.mountFrom);
+    if (mountFrom !== undefined && mountFrom !== repo) {
       // OCI distribution spec, "Mounting a blob from another repository".
       const url = this.#url(repo, "blobs", "uploads/");
-      url.search = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(opts.mountFrom)}`;
+      url.search = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}`;
       const call: Call = {
         op: "mount blob",
         repo,
         method: "POST",
         url,
-        scopes: [pushScope(repo), pullScope(opts.mountFrom)],
+        scopes: [pushScope(repo), pullScope(mountFrom)],
+        signal,
       };
       const res = await this.#call(call);
       if (res.status === 201) {
@@ -426,6 +485,7 @@ export class RegistryClient {
         method: "POST",
         url: this.#url(repo, "blobs", "uploads/"),
         scopes: [pushScope(repo)],
+        signal,
       };
       const res = await this.#call(call);
       if (res.status !== 202) throw await this.#statusError(call, res);
@@ -444,6 +504,7 @@ export class RegistryClient {
       headers: { "content-type": "application/octet-stream" },
       body: bytes,
       scopes: [pushScope(repo)],
+      signal,
     };
     const res = await this.#call(call);
     if (res.status !== 201 && res.status !== 204) throw await this.#statusError(call, res);
@@ -452,7 +513,10 @@ export class RegistryClient {
     return "uploaded";
   }
 
-  /** Pushes a manifest under a tag (or digest) and returns its digest, checked against the registry's. */
+  /**
+   * Pushes a manifest under a tag (or digest) and returns its digest, checked
+   * against the registry's. PUT of the same bytes is idempotent: retried as is.
+   */
   async putManifest(
     repo: string,
     tag: string,
@@ -467,20 +531,24 @@ export class RegistryClient {
         { details: { registry: this.registry, repository: repo, digest: tag, actual: digest } },
       );
     }
-    const call: Call = {
-      op: "put manifest",
-      repo,
-      method: "PUT",
-      url: this.#url(repo, "manifests", this.#reference(tag)),
-      headers: { "content-type": mediaType },
-      body: bytes,
-      scopes: [pushScope(repo)],
-    };
-    const res = await this.#call(call);
-    if (res.status < 200 || res.status > 299) throw await this.#statusError(call, res);
-    await res.body.dump();
-    this.#checkDigestHeader(call, res, digest);
-    return digest;
+    const url = this.#url(repo, "manifests", this.#reference(tag));
+    return this.#retry("put manifest", repo, async (signal) => {
+      const call: Call = {
+        op: "put manifest",
+        repo,
+        method: "PUT",
+        url,
+        headers: { "content-type": mediaType },
+        body: bytes,
+        scopes: [pushScope(repo)],
+        signal,
+      };
+      const res = await this.#call(call);
+      if (res.status < 200 || res.status > 299) throw await this.#statusError(call, res);
+      await res.body.dump();
+      this.#checkDigestHeader(call, res, digest);
+      return digest;
+    });
   }
 
   /** Lists a repository's tags, following `Link: <…>; rel="next"` pages; [] when it does not exist. */
@@ -497,32 +565,65 @@ export class RegistryClient {
         );
       }
       seen.add(url.href);
-      const call: Call = { op: "list tags", repo, method: "GET", url, scopes: [pullScope(repo)] };
-      const res = await this.#call(call);
-      if (res.status === 404 && page === 0) {
-        await res.body.dump();
-        return [];
-      }
-      if (res.status !== 200) throw await this.#statusError(call, res);
-      const text = Buffer.from(
-        await this.#readBody(call, res, MAX_TAG_PAGE_BYTES, "tag list"),
-      ).toString("utf8");
-      let doc: { tags?: unknown };
-      try {
-        doc = JSON.parse(text) as { tags?: unknown };
-      } catch {
-        throw this.#protocolError(call, res.url, "the tag list is not JSON");
-      }
-      if (doc.tags !== null && doc.tags !== undefined) {
-        if (!Array.isArray(doc.tags) || doc.tags.some((t) => typeof t !== "string")) {
-          throw this.#protocolError(call, res.url, "the tag list's tags is not a list of strings");
+      const pageUrl: URL = url;
+      // Each page is one idempotent GET, retried on its own.
+      const got = await this.#retry("list tags", repo, async (signal) => {
+        const call: Call = {
+          op: "list tags",
+          repo,
+          method: "GET",
+          url: pageUrl,
+          scopes: [pullScope(repo)],
+          signal,
+        };
+        const res = await this.#call(call);
+        if (res.status === 404 && page === 0) {
+          await res.body.dump();
+          return undefined;
         }
-        tags.push(...(doc.tags as string[]));
-      }
-      const next = nextLink(header(res.headers, "link"));
-      url = next === undefined ? undefined : new URL(next, res.url);
+        if (res.status !== 200) throw await this.#statusError(call, res);
+        const text = Buffer.from(
+          await this.#readBody(call, res, MAX_TAG_PAGE_BYTES, "tag list"),
+        ).toString("utf8");
+        let doc: { tags?: unknown };
+        try {
+          doc = JSON.parse(text) as { tags?: unknown };
+        } catch {
+          throw this.#protocolError(call, res.url, "the tag list is not JSON");
+        }
+        let pageTags: string[] = [];
+        if (doc.tags !== null && doc.tags !== undefined) {
+          if (!Array.isArray(doc.tags) || doc.tags.some((t) => typeof t !== "string")) {
+            throw this.#protocolError(
+              call,
+              res.url,
+              "the tag list's tags is not a list of strings",
+            );
+          }
+          pageTags = doc.tags as string[];
+        }
+        const next = nextLink(header(res.headers, "link"));
+        return { tags: pageTags, next: next === undefined ? undefined : new URL(next, res.url) };
+      });
+      if (got === undefined) return [];
+      tags.push(...got.tags);
+      url = got.next;
     }
     return tags;
+  }
+
+  /**
+   * Runs one logical request under the shared retry policy (src/net/retry.ts):
+   * `fn` is one complete attempt, answer read and checked, so a body cut short
+   * is retried like a reset connection.
+   */
+  #retry<T>(op: string, repo: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return withRetry(({ signal }) => fn(signal), {
+      policy: this.#policy,
+      what: `${op} ${this.registry}/${repo}`,
+      ...(this.#options.signal !== undefined ? { signal: this.#options.signal } : {}),
+      ...(this.#options.onRetry !== undefined ? { onRetry: this.#options.onRetry } : {}),
+    });
   }
 
   // ---- request path -------------------------------------------------------
@@ -606,8 +707,10 @@ export class RegistryClient {
   }
 
   /**
-   * One HTTP exchange, with undici errors mapped to NETWORK / TLS / TIMEOUT.
-   * This is the one place where a retry policy (backoff, jitter) belongs.
+   * One HTTP exchange under the policy's timeouts and the attempt's signal,
+   * with undici errors mapped to NETWORK / TLS / TIMEOUT / INTERRUPTED. The
+   * retry policy wraps whole operations (see #retry), not this exchange, so
+   * that reading the body and checking it belong to the same attempt.
    */
   async #attempt(
     call: Call,
@@ -622,10 +725,15 @@ export class RegistryClient {
         method,
         headers,
         body,
-        signal: this.#options.signal,
-        headersTimeout: this.#timeoutMs,
-        bodyTimeout: this.#timeoutMs,
+        signal: call.signal ?? this.#options.signal,
+        headersTimeout: this.#policy.headersTimeoutMs,
+        bodyTimeout: this.#policy.bodyTimeoutMs,
+        // undici closes the connection after every HEAD unless told otherwise
+        // (nodejs/undici#258, for servers that send a body anyway); registries do
+        // not, and a new connection per HEAD costs a handshake (TCP, TLS) each.
+        ...(method === "HEAD" ? { reset: false } : {}),
       });
+      this.#reached.add(url.origin);
       return { status: res.statusCode, headers: res.headers, body: res.body };
     } catch (err) {
       throw this.#transportError(call, url, err);
@@ -896,7 +1004,7 @@ export class RegistryClient {
     const said = summary.code
       ? `: ${summary.code}${summary.message ? ` (${summary.message})` : ""}`
       : "";
-    return new SigferryError(
+    const err = new SigferryError(
       "HTTP_STATUS",
       `${call.op} ${this.registry}/${call.repo}: HTTP ${res.status}${said}`,
       {
@@ -906,6 +1014,11 @@ export class RegistryClient {
         }),
       },
     );
+    // 429 and 500/502/503/504 may pass; 400, 404, 405, 409, 412, 422 … will not.
+    if (TRANSIENT_STATUSES.has(res.status)) {
+      markTransient(err, parseRetryAfter(header(res.headers, "retry-after")));
+    }
+    return err;
   }
 
   #transportError(call: Call, url: URL, err: unknown): SigferryError {
@@ -916,20 +1029,29 @@ export class RegistryClient {
     const target = safeUrl(url);
     if (
       this.#options.signal?.aborted ||
-      (err instanceof Error && err.name === "AbortError") ||
-      codes.includes("UND_ERR_ABORTED") ||
-      codes.includes("ABORT_ERR")
+      (!isDeadline(err) &&
+        ((err instanceof Error && err.name === "AbortError") ||
+          codes.includes("UND_ERR_ABORTED") ||
+          codes.includes("ABORT_ERR")))
     ) {
       return new SigferryError("INTERRUPTED", `${call.op} ${target}: aborted`, {
         cause: err,
         details,
       });
     }
-    if (codes.some((c) => TIMEOUT_CODES.has(c))) {
-      return new SigferryError("TIMEOUT", `${call.op} ${target}: no answer in time (${reason})`, {
+    if (isDeadline(err)) {
+      return new SigferryError("TIMEOUT", `${call.op} ${target}: ${reason}`, {
         cause: err,
         details,
       });
+    }
+    if (codes.some((c) => TIMEOUT_CODES.has(c))) {
+      return markTransient(
+        new SigferryError("TIMEOUT", `${call.op} ${target}: no answer in time (${reason})`, {
+          cause: err,
+          details,
+        }),
+      );
     }
     if (codes.some(isTlsCode)) {
       return new SigferryError(
@@ -938,10 +1060,13 @@ export class RegistryClient {
         { cause: err, details },
       );
     }
-    return new SigferryError("NETWORK", `${call.op} ${target}: ${reason}`, {
+    const network = new SigferryError("NETWORK", `${call.op} ${target}: ${reason}`, {
       cause: err,
       details,
     });
+    return isTransientTransport(err, this.#reached.has(url.origin))
+      ? markTransient(network)
+      : network;
   }
 }
 

@@ -5,6 +5,8 @@
  */
 import type { Dispatcher } from "undici";
 import type { Digest } from "../core/digest.js";
+import type { NetPolicy } from "../net/policy.js";
+import type { RetryEvent } from "../net/retry.js";
 
 /** Media types sigferry sends in Accept when resolving a release tag. */
 export const MANIFEST_MEDIA_TYPES = [
@@ -48,9 +50,13 @@ export interface RegistryClientOptions {
   signal?: AbortSignal;
   /**
    * Milliseconds to wait for a connection, for response headers, and between two
-   * body chunks (default 30 s connect, 60 s headers/body).
+   * body chunks: one value for all three (shorthand for `net`).
    */
   timeoutMs?: number;
+  /** Timeouts and retry limits; default DEFAULT_NET_POLICY and the SIGFERRY_NET_* variables. */
+  net?: Partial<NetPolicy>;
+  /** Told before each retry (for --verbose). */
+  onRetry?: (event: RetryEvent) => void;
   /** Simultaneous connections per origin for the default Agent (default 8). */
   connections?: number;
 }

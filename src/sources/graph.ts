@@ -7,10 +7,21 @@
  * no versions, 404 for one that does not exist); we show both fields. Redirects
  * are not followed: pass the final URL as --graph-url.
  */
-import { request, type Dispatcher } from "undici";
+import { Agent, request, type Dispatcher } from "undici";
 import { parseGraph, type UpdateGraph } from "../core/graph.js";
 import { graphArch, parseReleaseArch } from "../core/reference.js";
 import { SigferryError } from "../errors.js";
+import { resolveNetPolicy, type NetPolicy } from "../net/policy.js";
+import {
+  TRANSIENT_STATUSES,
+  errorCodes,
+  isDeadline,
+  isTransientTransport,
+  markTransient,
+  parseRetryAfter,
+  withRetry,
+  type RetryEvent,
+} from "../net/retry.js";
 
 /** The public OpenShift update service. */
 export const DEFAULT_GRAPH_URL = "https://api.openshift.com/api/upgrades_info/v1/graph";
@@ -26,8 +37,12 @@ export interface FetchGraphOptions {
   arch: string;
   dispatcher?: Dispatcher;
   signal?: AbortSignal;
-  /** Timeout for the headers and between body chunks (ms); default 60 s. */
+  /** Timeout for the headers and between body chunks (ms); shorthand for `net`. */
   timeoutMs?: number;
+  /** Timeouts and retry limits; default DEFAULT_NET_POLICY and the SIGFERRY_NET_* variables. */
+  net?: Partial<NetPolicy>;
+  /** Told before each retry (for --verbose). */
+  onRetry?: (event: RetryEvent) => void;
   /** Size cap for the answer; default MAX_GRAPH_BYTES. */
   maxBytes?: number;
 }
@@ -61,45 +76,78 @@ export async function fetchGraph(options: FetchGraphOptions): Promise<UpdateGrap
       cause,
       details: { ...details, ...extra },
     });
-  const timeout = options.timeoutMs ?? 60_000;
+  const t = options.timeoutMs;
+  const policy = resolveNetPolicy({
+    ...(t !== undefined ? { headersTimeoutMs: t, bodyTimeoutMs: t } : {}),
+    ...options.net,
+  });
   const maxBytes = options.maxBytes ?? MAX_GRAPH_BYTES;
+  // Without a dispatcher of the caller's, one for this fetch: it carries the connect timeout.
+  const dispatcher =
+    options.dispatcher ?? new Agent({ connect: { timeout: policy.connectTimeoutMs } });
+  let reached = false;
 
-  let res: Dispatcher.ResponseData;
+  let text: string;
   try {
-    res = await request(url, {
-      method: "GET",
-      headers: { accept: "application/json" },
-      dispatcher: options.dispatcher,
-      signal: options.signal,
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-    });
-  } catch (cause) {
-    throw networkError(what, details, cause);
-  }
+    // One idempotent GET, retried as a whole (answer read) under the shared policy.
+    text = await withRetry(
+      async ({ signal }) => {
+        let res: Dispatcher.ResponseData;
+        try {
+          res = await request(url, {
+            method: "GET",
+            headers: { accept: "application/json" },
+            dispatcher,
+            signal,
+            headersTimeout: policy.headersTimeoutMs,
+            bodyTimeout: policy.bodyTimeoutMs,
+          });
+        } catch (cause) {
+          throw networkError(what, details, cause, options.signal, reached);
+        }
+        reached = true;
 
-  if (res.statusCode !== 200) {
-    const text = await readCapped(res, MAX_ERROR_BYTES, what, details).catch(() => undefined);
-    const said = serviceMessage(text);
-    const location = res.headers.location;
-    throw unavailable(
-      `the service answered ${res.statusCode}` +
-        (said ? `: ${said}` : "") +
-        (res.statusCode >= 300 && res.statusCode < 400 && typeof location === "string"
-          ? ` (a redirect to ${location}; pass the final URL as --graph-url)`
-          : ""),
-      { status: res.statusCode },
+        if (res.statusCode !== 200) {
+          const text = await readCapped(res, MAX_ERROR_BYTES, what, details, options.signal).catch(
+            () => undefined,
+          );
+          const said = serviceMessage(text);
+          const location = res.headers.location;
+          const err = unavailable(
+            `the service answered ${res.statusCode}` +
+              (said ? `: ${said}` : "") +
+              (res.statusCode >= 300 && res.statusCode < 400 && typeof location === "string"
+                ? ` (a redirect to ${location}; pass the final URL as --graph-url)`
+                : ""),
+            { status: res.statusCode },
+          );
+          // 400 (bad parameters) and 404 (no such channel) will not change; 429 and 5xx may.
+          if (TRANSIENT_STATUSES.has(res.statusCode)) {
+            markTransient(err, parseRetryAfter(res.headers["retry-after"]));
+          }
+          throw err;
+        }
+
+        const length = Number(res.headers["content-length"]);
+        if (Number.isFinite(length) && length > maxBytes) {
+          res.body.destroy();
+          throw unavailable(`the answer is ${length} bytes, more than the ${maxBytes}-byte limit`);
+        }
+        const body = await readCapped(res, maxBytes, what, details, options.signal);
+        if (body === undefined) {
+          throw unavailable(`the answer is larger than the ${maxBytes}-byte limit`);
+        }
+        return body;
+      },
+      {
+        policy,
+        what,
+        ...(options.signal !== undefined ? { signal: options.signal } : {}),
+        ...(options.onRetry !== undefined ? { onRetry: options.onRetry } : {}),
+      },
     );
-  }
-
-  const length = Number(res.headers["content-length"]);
-  if (Number.isFinite(length) && length > maxBytes) {
-    res.body.destroy();
-    throw unavailable(`the answer is ${length} bytes, more than the ${maxBytes}-byte limit`);
-  }
-  const text = await readCapped(res, maxBytes, what, details);
-  if (text === undefined) {
-    throw unavailable(`the answer is larger than the ${maxBytes}-byte limit`);
+  } finally {
+    if (options.dispatcher === undefined) await dispatcher.close();
   }
   let json: unknown;
   try {
@@ -128,6 +176,7 @@ async function readCapped(
   max: number,
   what: string,
   details: Record<string, unknown>,
+  userSignal: AbortSignal | undefined,
 ): Promise<string | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -141,7 +190,7 @@ async function readCapped(
       chunks.push(chunk);
     }
   } catch (cause) {
-    throw networkError(what, details, cause);
+    throw networkError(what, details, cause, userSignal, true);
   }
   return Buffer.concat(chunks, size).toString("utf8");
 }
@@ -163,25 +212,43 @@ function serviceMessage(text: string | undefined): string | undefined {
   return `"${text.slice(0, 200).replace(/\s+/g, " ").trim()}"`;
 }
 
+/** Maps a transport failure; marks it transient when another attempt may succeed. */
 function networkError(
   what: string,
   details: Record<string, unknown>,
   cause: unknown,
+  userSignal: AbortSignal | undefined,
+  reachedBefore: boolean,
 ): SigferryError {
-  const code = (cause as { code?: string } | undefined)?.code ?? "";
+  if (cause instanceof SigferryError) return cause;
+  const codes = errorCodes(cause);
   if (
-    code === "UND_ERR_HEADERS_TIMEOUT" ||
-    code === "UND_ERR_BODY_TIMEOUT" ||
-    code === "UND_ERR_CONNECT_TIMEOUT"
+    userSignal?.aborted === true ||
+    (!isDeadline(cause) &&
+      (codes.includes("UND_ERR_ABORTED") || (cause as Error | undefined)?.name === "AbortError"))
   ) {
-    return new SigferryError("TIMEOUT", `${what}: the service did not answer in time`, {
-      cause,
-      details,
-    });
-  }
-  if (code === "UND_ERR_ABORTED" || (cause as Error | undefined)?.name === "AbortError") {
     return new SigferryError("INTERRUPTED", `${what}: request aborted`, { cause, details });
   }
+  if (isDeadline(cause)) {
+    return new SigferryError(
+      "TIMEOUT",
+      `${what}: the service did not answer in time: ${(cause as Error).message}`,
+      { cause, details },
+    );
+  }
+  if (
+    codes.includes("UND_ERR_HEADERS_TIMEOUT") ||
+    codes.includes("UND_ERR_BODY_TIMEOUT") ||
+    codes.includes("UND_ERR_CONNECT_TIMEOUT")
+  ) {
+    return markTransient(
+      new SigferryError("TIMEOUT", `${what}: the service did not answer in time`, {
+        cause,
+        details,
+      }),
+    );
+  }
   const why = cause instanceof Error ? cause.message : String(cause);
-  return new SigferryError("NETWORK", `cannot fetch ${what}: ${why}`, { cause, details });
+  const err = new SigferryError("NETWORK", `cannot fetch ${what}: ${why}`, { cause, details });
+  return isTransientTransport(cause, reachedBefore) ? markTransient(err) : err;
 }

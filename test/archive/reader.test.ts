@@ -151,10 +151,10 @@ describe("readArchive", () => {
 });
 
 describe("readArchive limits", () => {
-  it("documents its defaults: 100 000 entries, 4 MiB per entry, 512 MiB in all", () => {
+  it("documents its defaults: 100 000 entries, 32 MiB per entry, 512 MiB in all", () => {
     expect(DEFAULT_LIMITS).toEqual({
       maxEntries: 100_000,
-      maxEntrySize: 4 * 1024 * 1024,
+      maxEntrySize: 32 * 1024 * 1024,
       maxTotalSize: 512 * 1024 * 1024,
     });
   });

@@ -7,6 +7,7 @@ import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { writeArchive, type ArchiveMember } from "../../src/archive/writer.js";
 import { readArchive } from "../../src/archive/reader.js";
+import { DEFAULT_LIMITS } from "../../src/archive/limits.js";
 import { formatChecksums } from "../../src/core/checksums.js";
 import { REPO_ROOT } from "../helpers/paths.js";
 import { listDir, noise, rejection, tempDir } from "./util.js";
@@ -332,9 +333,13 @@ try {
   it("refuses a member larger than the reader's maxEntrySize with ARCHIVE_LIMIT", async () => {
     const dir = await tempDir();
     const err = await rejection(
-      writeArchive(join(dir, "a.tar"), [{ path: "big", data: Buffer.alloc(4 * 1024 * 1024 + 1) }], {
-        mtime: MTIME,
-      }),
+      writeArchive(
+        join(dir, "a.tar"),
+        [{ path: "big", data: Buffer.alloc(DEFAULT_LIMITS.maxEntrySize + 1) }],
+        {
+          mtime: MTIME,
+        },
+      ),
     );
     expect(err.code).toBe("ARCHIVE_LIMIT");
     expect(await listDir(dir)).toEqual([]);

@@ -175,11 +175,14 @@ describe("when the registry refuses or fails", () => {
   });
 
   it("maps a 5xx to HTTP_STATUS with the registry's error code", async () => {
-    const { client } = await fake((_req, res) => {
-      res
-        .writeHead(500, { "content-type": "application/json" })
-        .end(JSON.stringify({ errors: [{ code: "UNKNOWN", message: "disk on fire" }] }));
-    });
+    const { client } = await fake(
+      (_req, res) => {
+        res
+          .writeHead(500, { "content-type": "application/json" })
+          .end(JSON.stringify({ errors: [{ code: "UNKNOWN", message: "disk on fire" }] }));
+      },
+      { net: { attempts: 1 } },
+    );
     const err = await rejection(client.getManifest("r", "v1"));
     expect(err.code).toBe("HTTP_STATUS");
     expect(err.details.status).toBe(500);
@@ -196,7 +199,7 @@ describe("when the registry refuses or fails", () => {
   });
 
   it("maps a registry that never answers to TIMEOUT", async () => {
-    const { client } = await fake(() => undefined, { timeoutMs: 300 });
+    const { client } = await fake(() => undefined, { timeoutMs: 300, net: { attempts: 1 } });
     const err = await rejection(client.getManifest("r", "v1"));
     expect(err.code).toBe("TIMEOUT");
   });

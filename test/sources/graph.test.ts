@@ -163,7 +163,8 @@ describe("fetchGraph", () => {
       res.writeHead(502, { "content-type": "text/html" });
       res.end("<html><body>Bad Gateway</body></html>");
     };
-    const err = await fetchError();
+    // One attempt: retrying a 502 is test/reliability's subject, not this message's.
+    const err = await fetchError({ net: { attempts: 1 } });
     expect(err.code).toBe("GRAPH_UNAVAILABLE");
     expect(err.message).toContain('answered 502: "<html><body>Bad Gateway</body></html>"');
   });
@@ -225,7 +226,7 @@ describe("fetchGraph", () => {
     reply = () => {
       /* never answer */
     };
-    const err = await fetchError({ timeoutMs: 200 });
+    const err = await fetchError({ timeoutMs: 200, net: { attempts: 1 } });
     expect(err.code).toBe("TIMEOUT");
     expect(err.message).toContain(base);
   });
