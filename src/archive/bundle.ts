@@ -42,18 +42,37 @@ async function readSidecar(file: string): Promise<string | undefined> {
   }
 }
 
+/**
+ * The error with `file` at the start of its message when the message does not name
+ * it already, so that every line printed for a bad archive says which file.
+ */
+function namingFile(err: unknown, file: string): unknown {
+  if (!(err instanceof SigferryError) || err.message.includes(file)) return err;
+  return new SigferryError(err.code, `${file}: ${err.message}`, {
+    cause: err.cause,
+    details: { file, ...err.details },
+  });
+}
+
 /** Reads and integrity-checks a bundle; throws CHECKSUM_MISMATCH, ARCHIVE_* or INDEX_INVALID naming the member. */
 export async function openBundle(
   file: string,
   limits?: Partial<ArchiveLimits>,
 ): Promise<OpenedBundle> {
   const sidecarText = await readSidecar(file);
-  const archive = await readArchive(file, limits);
+  const archive = await readArchive(file, limits).catch((err: unknown) => {
+    throw namingFile(err, file);
+  });
 
   // 1. The archive's own checksum against its sidecar, when the sidecar travelled with it.
   let sidecar: OpenedBundle["sidecar"] = "absent";
   if (sidecarText !== undefined) {
-    const expected = parseSidecar(sidecarText, path.basename(file));
+    let expected: string;
+    try {
+      expected = parseSidecar(sidecarText, path.basename(file));
+    } catch (err) {
+      throw namingFile(err, `${file}.sha256`);
+    }
     if (expected !== archive.sha256) {
       throw new SigferryError(
         "CHECKSUM_MISMATCH",

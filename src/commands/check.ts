@@ -26,6 +26,7 @@ import {
   type BlobCache,
 } from "../sources/releases.js";
 import { bundleTrust } from "../verify/bundle.js";
+import { loadKeyFiles } from "../verify/load-trust.js";
 import { loadOpenPgpKeys, verifyAtomicSignature, type OpenPgpKey } from "../verify/openpgp.js";
 import { loadSigstoreKey, verifySigArtifact, type SigstoreKey } from "../verify/sigstore.js";
 import { assertVerified, runVerify } from "./bundle-verify.js";
@@ -37,7 +38,6 @@ import {
   type RegistryFlags,
 } from "./common.js";
 import type { OutputOptions, Reporter } from "./output.js";
-import { readFile } from "node:fs/promises";
 
 /** Options of `check`. */
 export interface CheckOptions extends RegistryFlags, OutputOptions {
@@ -76,18 +76,6 @@ export interface CheckResult {
   rows: CheckRow[];
 }
 
-async function readKey(file: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(file));
-  } catch (cause) {
-    throw new SigferryError(
-      "INPUT_READ_FAILED",
-      `cannot read key file ${file}: ${(cause as Error).message}`,
-      { cause, details: { file } },
-    );
-  }
-}
-
 function labelOf(r: BundleRelease): string {
   return r.version !== undefined ? `${r.version} (${r.arch})` : r.arch;
 }
@@ -116,11 +104,7 @@ export async function runCheck(
   const limit = pLimit(positiveInt(options.concurrency, "--concurrency", 8));
 
   // Trust: key files, plus pinned keys carried by a verified bundle, plus (below) the cluster's own keys.
-  const openpgp: OpenPgpKey[] = [];
-  const sigstore: SigstoreKey[] = [];
-  for (const f of options.keyring ?? [])
-    openpgp.push(...(await loadOpenPgpKeys(await readKey(f), f)));
-  for (const f of options.sigstoreKey ?? []) sigstore.push(loadSigstoreKey(await readKey(f), f));
+  const { openpgp, sigstore } = await loadKeyFiles(options);
 
   const client = registryClient(mirror.registry, await registryOptions(options, reporter, signal));
   let kube: KubeClient | undefined;

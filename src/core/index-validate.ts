@@ -171,7 +171,8 @@ function validate(raw: unknown, members: ReadonlySet<string>): BundleIndex {
     const name = str(c.name, `${p}.name`);
     if (name !== digestDashed(c.digest as `sha256:${string}`))
       fail(`${p}.name`, "must be sha256-<hex> of its digest");
-    str(c.namespace, `${p}.namespace`);
+    if (str(c.namespace, `${p}.namespace`) !== "openshift-config-managed")
+      fail(`${p}.namespace`, "must be openshift-config-managed (where the CVO looks)");
     const path = member(c.path, `${p}.path`, members);
     if (path !== `configmaps/${name}.yaml`) fail(`${p}.path`, `must be configmaps/${name}.yaml`);
     arr(c.keys, `${p}.keys`).forEach((k, j) => str(k, `${p}.keys[${j}]`));
@@ -181,7 +182,12 @@ function validate(raw: unknown, members: ReadonlySet<string>): BundleIndex {
   arr(keys.openpgp, "keys.openpgp").forEach((k0, i) => {
     const k = obj(k0, `keys.openpgp[${i}]`);
     fpr(k.fingerprint, `keys.openpgp[${i}].fingerprint`);
-    member(k.path, `keys.openpgp[${i}].path`, members);
+    // The path is named by the fingerprint, so a key cannot be filed under another one's name.
+    if (
+      member(k.path, `keys.openpgp[${i}].path`, members) !==
+      `keys/openpgp/${k.fingerprint as string}.asc`
+    )
+      fail(`keys.openpgp[${i}].path`, `must be keys/openpgp/${k.fingerprint as string}.asc`);
     arr(k.userIds, `keys.openpgp[${i}].userIds`).forEach((u, j) =>
       str(u, `keys.openpgp[${i}].userIds[${j}]`),
     );
@@ -190,7 +196,8 @@ function validate(raw: unknown, members: ReadonlySet<string>): BundleIndex {
     const k = obj(k0, `keys.sigstore[${i}]`);
     if (typeof k.id !== "string" || !/^[0-9a-f]{64}$/.test(k.id))
       fail(`keys.sigstore[${i}].id`, "must be 64 lowercase hex");
-    member(k.path, `keys.sigstore[${i}].path`, members);
+    if (member(k.path, `keys.sigstore[${i}].path`, members) !== `keys/sigstore/${k.id}.pem`)
+      fail(`keys.sigstore[${i}].path`, `must be keys/sigstore/${k.id}.pem`);
     str(k.algorithm, `keys.sigstore[${i}].algorithm`);
   });
 

@@ -6,19 +6,21 @@
  * when their fingerprint is pinned or given on the command line.
  */
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import type { OpenedBundle } from "../archive/bundle.js";
-import type { BundleRelease } from "../core/bundle-index.js";
+import { MEMBER, type BundleIndex, type BundleRelease } from "../core/bundle-index.js";
 import { digestDashed, digestHex, type Digest } from "../core/digest.js";
 import { isPinnedOpenPgp, isPinnedSigstore } from "../core/trust.js";
 import { EXIT, SigferryError, isSigferryError, type ExitCode } from "../errors.js";
+import { loadKeyFiles } from "./load-trust.js";
+import { renderReport } from "../core/report.js";
+import { TOOL_VERSION } from "../version.js";
 import { loadOpenPgpKeys, verifyAtomicSignature, type OpenPgpKey } from "./openpgp.js";
 import { loadSigstoreKey, verifySigArtifact, type SigstoreKey } from "./sigstore.js";
 
 /** One line of the verify report. */
 export interface CheckLine {
-  kind: "openpgp" | "sigstore" | "configmap" | "release" | "layout";
+  kind: "openpgp" | "sigstore" | "configmap" | "release" | "layout" | "key" | "member";
   ok: boolean;
   release?: string;
   digest?: string;
@@ -42,21 +44,6 @@ export interface VerifyTrustOptions {
   sigstoreKey?: string[];
 }
 
-async function readKey(file: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(file));
-  } catch (cause) {
-    throw new SigferryError(
-      "INPUT_READ_FAILED",
-      `cannot read key file ${file}: ${(cause as Error).message}`,
-      {
-        cause,
-        details: { file },
-      },
-    );
-  }
-}
-
 /**
  * The keys verify trusts: those given with --keyring / --sigstore-key, plus keys
  * carried in the archive whose fingerprint is one of the pinned Red Hat ones.
@@ -65,15 +52,18 @@ export async function bundleTrust(
   bundle: OpenedBundle,
   options: VerifyTrustOptions,
 ): Promise<{ openpgp: OpenPgpKey[]; sigstore: SigstoreKey[] }> {
-  const openpgp: OpenPgpKey[] = [];
-  const sigstore: SigstoreKey[] = [];
-  for (const file of options.keyring ?? [])
-    openpgp.push(...(await loadOpenPgpKeys(await readKey(file), file)));
-  for (const file of options.sigstoreKey ?? [])
-    sigstore.push(loadSigstoreKey(await readKey(file), file));
+  const { openpgp, sigstore } = await loadKeyFiles(options);
   for (const k of bundle.index.keys.openpgp) {
     if (!isPinnedOpenPgp(k.fingerprint)) continue;
-    const carried = await loadOpenPgpKeys(bundle.members.get(k.path)!, k.path);
+    let carried: OpenPgpKey[];
+    try {
+      carried = await loadOpenPgpKeys(bundle.members.get(k.path)!, k.path);
+    } catch (err) {
+      // Why: a damaged carried key is archive content, not a bad --keyring (exit 2);
+      // it adds no trust, and checkCarriedKeys reports it as a failed check.
+      if (isSigferryError(err)) continue;
+      throw err;
+    }
     // Trust by the fingerprint actually computed from the key bytes, not the one the index claims.
     for (const key of carried)
       if (
@@ -84,7 +74,13 @@ export async function bundleTrust(
   }
   for (const k of bundle.index.keys.sigstore) {
     if (!isPinnedSigstore(k.id)) continue;
-    const key = loadSigstoreKey(bundle.members.get(k.path)!, k.path);
+    let key: SigstoreKey;
+    try {
+      key = loadSigstoreKey(bundle.members.get(k.path)!, k.path);
+    } catch (err) {
+      if (isSigferryError(err)) continue; // reported by checkCarriedKeys
+      throw err;
+    }
     if (isPinnedSigstore(key.id) && !sigstore.some((s) => s.id === key.id)) sigstore.push(key);
   }
   return { openpgp, sigstore };
@@ -114,10 +110,27 @@ function labelFor(releases: BundleRelease[], digest: string): string {
 }
 
 const sha256Hex = (data: Uint8Array): string => createHash("sha256").update(data).digest("hex");
-const blobPath = (digest: string): string =>
-  `sigstore/blobs/sha256/${digest.slice("sha256:".length)}`;
+const BLOBS_DIR = `${MEMBER.sigstoreLayout}blobs/sha256/`;
+const LAYOUT_MARKER = `${MEMBER.sigstoreLayout}oci-layout`;
+const LAYOUT_INDEX = `${MEMBER.sigstoreLayout}index.json`;
+const REF_NAME = "org.opencontainers.image.ref.name";
+const blobPath = (digest: string): string => `${BLOBS_DIR}${digest.slice("sha256:".length)}`;
 
-/** Checks every signature, artifact and ConfigMap of an opened bundle; never throws for a bad signature. */
+/** A failed check line from an error thrown inside a check; the message always names the member. */
+function failedLine(
+  base: Omit<CheckLine, "ok" | "message" | "code">,
+  err: SigferryError,
+): CheckLine {
+  const named = base.member === undefined || err.message.includes(base.member);
+  return {
+    ...base,
+    ok: false,
+    code: err.code,
+    message: named ? err.message : `${base.member}: ${err.message}`,
+  };
+}
+
+/** Checks every signature, artifact, ConfigMap and carried key of an opened bundle; never throws for a bad one. */
 export async function verifyBundle(
   bundle: OpenedBundle,
   trust: { openpgp: OpenPgpKey[]; sigstore: SigstoreKey[] },
@@ -135,7 +148,7 @@ export async function verifyBundle(
       if (v.signer !== entry.signer || v.identity !== entry.identity) {
         throw new SigferryError(
           "INDEX_INVALID",
-          `index records signer ${entry.signer} / ${entry.identity}, the signature says ${v.signer} / ${v.identity}`,
+          `${MEMBER.index} records signer ${entry.signer} / ${entry.identity} for ${entry.path}, the signature says ${v.signer} / ${v.identity}`,
         );
       }
       const list = verifiedPgp.get(entry.digest) ?? [];
@@ -152,78 +165,40 @@ export async function verifyBundle(
       });
     } catch (err) {
       if (!isSigferryError(err)) throw err;
-      lines.push({
-        kind: "openpgp",
-        ok: false,
-        release,
-        digest: entry.digest,
-        member: entry.path,
-        code: err.code,
-        message: err.message,
-      });
+      lines.push(
+        failedLine({ kind: "openpgp", release, digest: entry.digest, member: entry.path }, err),
+      );
     }
   }
 
+  // The OCI layout: its index names exactly the artifacts of index.json, and every blob hashes to its name.
+  lines.push(...checkLayout(index, members));
+
   // Sigstore artifacts: manifest and blobs by digest, each layer signature with a trusted key.
-  const layoutRefs = new Map<string, string>();
-  const layoutBytes = members.get("sigstore/index.json");
-  if (layoutBytes) {
-    try {
-      const layout = JSON.parse(new TextDecoder().decode(layoutBytes)) as {
-        manifests?: { digest?: string; annotations?: Record<string, string> }[];
-      };
-      for (const m of layout.manifests ?? [])
-        layoutRefs.set(m.annotations?.["org.opencontainers.image.ref.name"] ?? "", m.digest ?? "");
-    } catch {
-      lines.push({
-        kind: "layout",
-        ok: false,
-        member: "sigstore/index.json",
-        code: "INDEX_INVALID",
-        message: "the OCI layout index is not valid JSON",
-      });
-    }
-  }
-  if (index.sigstore.length > 0 && !layoutBytes) {
-    lines.push({
-      kind: "layout",
-      ok: false,
-      member: "sigstore/index.json",
-      code: "INDEX_INVALID",
-      message: "the OCI layout index is missing",
-    });
-  }
   for (const entry of index.sigstore) {
     const release = labelFor(index.releases, entry.digest);
     const member = blobPath(entry.manifest.digest);
     try {
-      if (layoutRefs.get(entry.tag) !== entry.manifest.digest) {
-        throw new SigferryError(
-          "INDEX_INVALID",
-          `sigstore/index.json does not name ${entry.tag} → ${entry.manifest.digest}`,
-        );
-      }
       const manifestBytes = members.get(member)!;
       // Blob files are content-addressed: the name is the digest of the bytes.
-      if (sha256Hex(manifestBytes) !== digestHex(entry.manifest.digest)) {
-        throw new SigferryError("CHECKSUM_MISMATCH", `${member} does not hash to its name`);
+      const actual = sha256Hex(manifestBytes);
+      if (actual !== digestHex(entry.manifest.digest)) {
+        throw new SigferryError(
+          "DIGEST_MISMATCH",
+          `${member} (the ${entry.tag} manifest) hashes to sha256:${actual}, not to its name`,
+        );
       }
       const blobs = new Map<string, Uint8Array>();
       for (const d of [entry.config, ...entry.layers]) {
         const bytes = members.get(blobPath(d.digest));
         if (bytes) blobs.set(d.digest, bytes);
       }
+      const artifact = { manifestBytes, manifestDigest: entry.manifest.digest, blobs };
       const v =
         trust.sigstore.length > 0
-          ? verifySigArtifact(
-              { manifestBytes, manifestDigest: entry.manifest.digest, blobs },
-              entry.digest,
-              {
-                kind: "PublicKey",
-                keys: trust.sigstore,
-              },
-            )
+          ? verifySigArtifact(artifact, entry.digest, { kind: "PublicKey", keys: trust.sigstore })
           : {
+              config: entry.config,
               layers: [],
               failures: [
                 {
@@ -241,11 +216,7 @@ export async function verifyBundle(
         );
         const byCarried =
           carried.length > 0
-            ? verifySigArtifact(
-                { manifestBytes, manifestDigest: entry.manifest.digest, blobs },
-                entry.digest,
-                { kind: "PublicKey", keys: carried },
-              )
+            ? verifySigArtifact(artifact, entry.digest, { kind: "PublicKey", keys: carried })
             : undefined;
         if (byCarried && byCarried.layers.length > 0) {
           throw new SigferryError(
@@ -254,20 +225,36 @@ export async function verifyBundle(
           );
         }
         const f = v.failures[0];
+        const layer =
+          f !== undefined && f.digest !== entry.manifest.digest
+            ? ` layer ${blobPath(f.digest)}`
+            : "";
         throw new SigferryError(
           (f?.code as never) ?? "SIGNATURE_INVALID",
-          f?.reason ?? "no layer verifies",
+          `${entry.tag}${layer}: ${f?.reason ?? "no layer verifies"}`,
         );
       }
-      const claimed = new Set(entry.layers.map((l) => l.digest));
-      const good = new Set(v.layers.map((l) => l.digest));
-      const notVerified = [...claimed].filter((d) => !good.has(d));
-      if (notVerified.length > 0) {
-        const f = v.failures.find((x) => x.digest === notVerified[0]);
+      if (v.config.digest !== entry.config.digest) {
         throw new SigferryError(
-          (f?.code as never) ?? "SIGNATURE_INVALID",
-          `layer ${notVerified[0]} ${f?.reason ?? "does not verify"}`,
+          "INDEX_INVALID",
+          `${MEMBER.index} records config ${entry.config.digest} for ${entry.tag}, its manifest names ${v.config.digest}`,
         );
+      }
+      for (const claimed of entry.layers) {
+        const good = v.layers.find((l) => l.digest === claimed.digest);
+        if (!good) {
+          const f = v.failures.find((x) => x.digest === claimed.digest);
+          throw new SigferryError(
+            (f?.code as never) ?? "SIGNATURE_INVALID",
+            `${entry.tag} layer ${blobPath(claimed.digest)}: ${f?.reason ?? "does not verify"}`,
+          );
+        }
+        if (good.signer !== claimed.signer || good.identity !== claimed.identity) {
+          throw new SigferryError(
+            "INDEX_INVALID",
+            `${MEMBER.index} records signer ${claimed.signer} / ${claimed.identity} for ${entry.tag} layer ${claimed.digest}, the signature says ${good.signer} / ${good.identity}`,
+          );
+        }
       }
       lines.push({
         kind: "sigstore",
@@ -280,15 +267,7 @@ export async function verifyBundle(
       });
     } catch (err) {
       if (!isSigferryError(err)) throw err;
-      lines.push({
-        kind: "sigstore",
-        ok: false,
-        release,
-        digest: entry.digest,
-        member,
-        code: err.code,
-        message: err.message,
-      });
+      lines.push(failedLine({ kind: "sigstore", release, digest: entry.digest, member }, err));
     }
   }
 
@@ -300,41 +279,82 @@ export async function verifyBundle(
   for (const cm of index.configMaps) {
     const release = labelFor(index.releases, cm.digest);
     try {
-      checkConfigMap(members.get(cm.path)!, cm.digest, cm.name, carriedPgp.get(cm.digest) ?? []);
+      checkConfigMap(
+        members.get(cm.path)!,
+        cm.digest,
+        cm.name,
+        carriedPgp.get(cm.digest) ?? [],
+        cm.keys,
+      );
       lines.push({
         kind: "configmap",
         ok: true,
         release,
         digest: cm.digest,
         member: cm.path,
-        message: `${cm.name} matches ${cm.keys.length} verified signature(s)`,
+        message: `${cm.name} matches ${cm.keys.length} carried signature(s)`,
       });
     } catch (err) {
       if (!isSigferryError(err)) throw err;
-      lines.push({
-        kind: "configmap",
-        ok: false,
-        release,
-        digest: cm.digest,
-        member: cm.path,
-        code: err.code,
-        message: err.message,
-      });
+      lines.push(
+        failedLine({ kind: "configmap", release, digest: cm.digest, member: cm.path }, err),
+      );
     }
   }
+  // Why: a signature without its ConfigMap never reaches the CVO; sigferry always writes one.
+  for (const digest of carriedPgp.keys()) {
+    if (index.configMaps.some((cm) => cm.digest === digest)) continue;
+    const member = `${MEMBER.configMapsDir}${digestDashed(digest as Digest)}.yaml`;
+    lines.push({
+      kind: "configmap",
+      ok: false,
+      release: labelFor(index.releases, digest),
+      digest,
+      member,
+      code: "CONFIGMAP_MISMATCH",
+      message: `${member} is missing: the bundle carries OpenPGP signatures for ${digest} but no ConfigMap hands them to the CVO`,
+    });
+  }
+
+  // Keys carried for the record: each must be the key index.json says it is.
+  lines.push(...(await checkCarriedKeys(index, members)));
+
+  // Why: content nobody vouched for must not ride along (zarf refuses extra files too); with the
+  // checksum list re-computed, only the index can say what belongs.
+  lines.push(...unaccountedMembers(index, members));
+  lines.push(...reportLines(index, members));
 
   // Every release has what its creator required.
   for (const r of index.releases) {
     const label = labelFor(index.releases, r.digest);
-    const problems: string[] = [];
-    if (index.required.includes("openpgp") && !verifiedPgp.has(r.digest))
-      problems.push("no verified OpenPGP signature");
+    const problems: { code: "SIGNATURE_MISSING" | "INDEX_INVALID"; text: string }[] = [];
+    const recorded = (kind: "openpgp" | "sigstore", digest: string): boolean =>
+      index.missing.some((m) => m.kind === kind && m.digest === digest);
+    // Why: a signature sigferry could not collect is recorded in `missing` (--keep-going);
+    // a required one neither carried nor recorded means index.json was edited.
+    const absent = (kind: "openpgp" | "sigstore", digest: string, what: string): void => {
+      problems.push(
+        recorded(kind, digest)
+          ? { code: "SIGNATURE_MISSING", text: `no ${what} (recorded as missing)` }
+          : {
+              code: "INDEX_INVALID",
+              text: `${MEMBER.index} lists it but the bundle carries no ${what} and does not record one as missing`,
+            },
+      );
+    };
+    if (index.required.includes("openpgp") && !verifiedPgp.has(r.digest)) {
+      if (index.openpgp.some((e) => e.digest === r.digest))
+        problems.push({ code: "SIGNATURE_MISSING", text: "no verified OpenPGP signature" });
+      else absent("openpgp", r.digest, "OpenPGP signature");
+    }
     if (index.required.includes("sigstore")) {
       const need =
         r.manifests && r.manifests.length > 0 ? r.manifests.map((m) => m.digest) : [r.digest];
       for (const d of need) {
-        if (!lines.some((l) => l.kind === "sigstore" && l.ok && l.digest === d))
-          problems.push(`no verified .sig for ${d}`);
+        if (lines.some((l) => l.kind === "sigstore" && l.ok && l.digest === d)) continue;
+        if (index.sigstore.some((e) => e.digest === d))
+          problems.push({ code: "SIGNATURE_MISSING", text: `no verified .sig for ${d}` });
+        else absent("sigstore", d, `.sig for ${d}`);
       }
     }
     lines.push(
@@ -351,8 +371,10 @@ export async function verifyBundle(
             ok: false,
             release: label,
             digest: r.digest,
-            code: "SIGNATURE_MISSING",
-            message: problems.join("; "),
+            code: problems.some((p) => p.code === "INDEX_INVALID")
+              ? "INDEX_INVALID"
+              : "SIGNATURE_MISSING",
+            message: problems.map((p) => p.text).join("; "),
           },
     );
   }
@@ -374,12 +396,239 @@ export async function verifyBundle(
   };
 }
 
+/**
+ * The OCI layout of `.sig` artifacts: `oci-layout` says version 1.0.0, `index.json`
+ * names exactly the artifacts the bundle index records (tag, digest, size, media
+ * type), and every blob hashes to its name. One failed line per problem, naming the member.
+ */
+function checkLayout(index: BundleIndex, members: ReadonlyMap<string, Uint8Array>): CheckLine[] {
+  const blobs = [...members.keys()].filter((m) => m.startsWith(BLOBS_DIR));
+  if (index.sigstore.length === 0 && blobs.length === 0 && !members.has(LAYOUT_INDEX)) return [];
+  const lines: CheckLine[] = [];
+  const fail = (
+    member: string,
+    code: "INDEX_INVALID" | "DIGEST_MISMATCH",
+    message: string,
+  ): void => {
+    lines.push({ kind: "layout", ok: false, member, code, message });
+  };
+  const json = (member: string): unknown => {
+    const bytes = members.get(member);
+    if (!bytes) {
+      fail(member, "INDEX_INVALID", `${member} is missing`);
+      return undefined;
+    }
+    try {
+      return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as unknown;
+    } catch {
+      fail(member, "INDEX_INVALID", `${member} is not valid UTF-8 JSON`);
+      return undefined;
+    }
+  };
+
+  const marker = json(LAYOUT_MARKER) as { imageLayoutVersion?: unknown } | undefined;
+  if (marker !== undefined && marker?.imageLayoutVersion !== "1.0.0")
+    fail(LAYOUT_MARKER, "INDEX_INVALID", `${LAYOUT_MARKER} does not say imageLayoutVersion 1.0.0`);
+
+  const layout = json(LAYOUT_INDEX) as { manifests?: unknown } | undefined;
+  if (layout !== undefined) {
+    const expected = new Map(index.sigstore.map((e) => [e.tag, e.manifest]));
+    const seen = new Set<string>();
+    const listed = Array.isArray(layout?.manifests) ? (layout.manifests as unknown[]) : undefined;
+    if (!listed) fail(LAYOUT_INDEX, "INDEX_INVALID", `${LAYOUT_INDEX} has no manifests array`);
+    for (const m0 of listed ?? []) {
+      const m = (typeof m0 === "object" && m0 !== null ? m0 : {}) as {
+        digest?: unknown;
+        size?: unknown;
+        mediaType?: unknown;
+        annotations?: Record<string, unknown>;
+      };
+      const tag = m.annotations?.[REF_NAME];
+      const want = typeof tag === "string" ? expected.get(tag) : undefined;
+      if (
+        typeof tag !== "string" ||
+        !want ||
+        seen.has(tag) ||
+        m.digest !== want.digest ||
+        m.size !== want.size ||
+        m.mediaType !== want.mediaType
+      ) {
+        fail(
+          LAYOUT_INDEX,
+          "INDEX_INVALID",
+          `${LAYOUT_INDEX} names ${JSON.stringify(tag)} → ${JSON.stringify(m.digest)}, which ${MEMBER.index} does not record (once)`,
+        );
+        continue;
+      }
+      seen.add(tag);
+    }
+    for (const tag of expected.keys())
+      if (!seen.has(tag))
+        fail(LAYOUT_INDEX, "INDEX_INVALID", `${LAYOUT_INDEX} does not name ${tag}`);
+  }
+
+  for (const member of blobs) {
+    const actual = sha256Hex(members.get(member)!);
+    if (actual !== member.slice(BLOBS_DIR.length))
+      fail(member, "DIGEST_MISMATCH", `${member} hashes to sha256:${actual}, not to its name`);
+  }
+  if (lines.length === 0) {
+    lines.push({
+      kind: "layout",
+      ok: true,
+      member: MEMBER.sigstoreLayout,
+      message: `OCI layout: ${index.sigstore.length} manifest(s) as recorded, ${blobs.length} blob(s) each hashing to its name`,
+    });
+  }
+  return lines;
+}
+
+/**
+ * Every key the archive carries is the key the index says: it loads, its
+ * fingerprint (OpenPGP) or SubjectPublicKeyInfo sha256 (sigstore) computed from
+ * its bytes is the recorded one, and an OpenPGP key's user IDs are the recorded
+ * ones with valid self-certifications. A key that fails counts as tampering
+ * (INDEX_INVALID), never as a usage error.
+ */
+async function checkCarriedKeys(
+  index: BundleIndex,
+  members: ReadonlyMap<string, Uint8Array>,
+): Promise<CheckLine[]> {
+  const lines: CheckLine[] = [];
+  const fail = (member: string, why: string): never => {
+    throw new SigferryError("INDEX_INVALID", `${member}: ${why}`);
+  };
+  for (const k of index.keys.openpgp) {
+    try {
+      let keys: OpenPgpKey[] = [];
+      try {
+        keys = await loadOpenPgpKeys(members.get(k.path)!, k.path);
+      } catch (err) {
+        fail(k.path, `not a readable OpenPGP public key (${(err as Error).message})`);
+      }
+      const key = keys[0]!;
+      if (keys.length !== 1) fail(k.path, `holds ${keys.length} keys, not one`);
+      if (key.fingerprint !== k.fingerprint)
+        fail(k.path, `holds key ${key.fingerprint}, ${MEMBER.index} records ${k.fingerprint}`);
+      if (JSON.stringify(key.userIds) !== JSON.stringify(k.userIds))
+        fail(k.path, `user IDs ${JSON.stringify(key.userIds)} are not the recorded ones`);
+      // Why: the fingerprint covers the key material only; the self-certifications cover the user IDs.
+      const users = await key.key.verifyAllUsers();
+      if (!users.some((u) => u.valid)) fail(k.path, "no user ID has a valid self-certification");
+      for (const subkey of key.key.subkeys) {
+        try {
+          await subkey.verify();
+        } catch (err) {
+          // An expired or revoked subkey was found bound to the key: the binding is intact.
+          const reason = (err as Error).message;
+          if (!/^Subkey is (expired|revoked)$/.test(reason))
+            fail(k.path, `subkey ${subkey.getKeyID().toHex().toUpperCase()}: ${reason}`);
+        }
+      }
+      lines.push({
+        kind: "key",
+        ok: true,
+        member: k.path,
+        signer: k.fingerprint,
+        message: `OpenPGP key ${k.fingerprint} as recorded${isPinnedOpenPgp(k.fingerprint) ? " (pinned)" : ""}`,
+      });
+    } catch (err) {
+      if (!isSigferryError(err)) throw err;
+      lines.push(failedLine({ kind: "key", member: k.path }, err));
+    }
+  }
+  for (const k of index.keys.sigstore) {
+    try {
+      let key: SigstoreKey | undefined;
+      try {
+        key = loadSigstoreKey(members.get(k.path)!, k.path);
+      } catch (err) {
+        fail(k.path, `not a readable PEM public key (${(err as Error).message})`);
+      }
+      if (key!.id !== k.id) fail(k.path, `holds key ${key!.id}, ${MEMBER.index} records ${k.id}`);
+      if (key!.algorithm !== k.algorithm)
+        fail(k.path, `holds a ${key!.algorithm} key, ${MEMBER.index} records ${k.algorithm}`);
+      lines.push({
+        kind: "key",
+        ok: true,
+        member: k.path,
+        signer: k.id,
+        message: `sigstore key ${k.id} as recorded${isPinnedSigstore(k.id) ? " (pinned)" : ""}`,
+      });
+    } catch (err) {
+      if (!isSigferryError(err)) throw err;
+      lines.push(failedLine({ kind: "key", member: k.path }, err));
+    }
+  }
+  return lines;
+}
+
+/**
+ * REPORT.md is what a reviewer reads on the change ticket: it must say exactly what
+ * the index says. It is regenerated from the index and compared byte for byte when
+ * the bundle was written by this version (another version may render it differently;
+ * the signatures, not the report, are what the cluster checks).
+ */
+function reportLines(index: BundleIndex, members: ReadonlyMap<string, Uint8Array>): CheckLine[] {
+  const carried = members.get(MEMBER.report);
+  if (!carried) return [];
+  if (index.tool.version !== TOOL_VERSION) {
+    return [
+      {
+        kind: "member",
+        ok: true,
+        member: MEMBER.report,
+        message: `not compared: written by sigferry ${index.tool.version}, this is ${TOOL_VERSION}`,
+      },
+    ];
+  }
+  const same = Buffer.from(carried).equals(Buffer.from(renderReport(index), "utf8"));
+  return [
+    same
+      ? { kind: "member", ok: true, member: MEMBER.report, message: "matches the index" }
+      : {
+          kind: "member",
+          ok: false,
+          member: MEMBER.report,
+          code: "INDEX_INVALID",
+          message: `${MEMBER.report} does not match what the index says; do not trust the summary`,
+        },
+  ];
+}
+
+/** Members index.json does not account for: one failed line each (INDEX_INVALID). */
+function unaccountedMembers(
+  index: BundleIndex,
+  members: ReadonlyMap<string, Uint8Array>,
+): CheckLine[] {
+  const known = new Set<string>([MEMBER.index, MEMBER.checksums, MEMBER.report]);
+  for (const e of index.openpgp) known.add(e.path);
+  for (const c of index.configMaps) known.add(c.path);
+  for (const k of [...index.keys.openpgp, ...index.keys.sigstore]) known.add(k.path);
+  if (index.sigstore.length > 0) {
+    known.add(LAYOUT_MARKER);
+    known.add(LAYOUT_INDEX);
+    for (const e of index.sigstore)
+      for (const d of [e.manifest, e.config, ...e.layers]) known.add(blobPath(d.digest));
+  }
+  return [...members.keys()]
+    .filter((m) => !known.has(m))
+    .map((member) => ({
+      kind: "member" as const,
+      ok: false,
+      member,
+      code: "INDEX_INVALID",
+      message: `${member} is in the archive, but ${MEMBER.index} does not account for it`,
+    }));
+}
+
 /** Checks one ConfigMap YAML: the exact shape the CVO reads, values equal to the carried signatures, nothing else. */
 export function checkConfigMap(
   bytes: Uint8Array,
   digest: Digest,
   name: string,
   signatures: Uint8Array[],
+  recordedKeys?: readonly string[],
 ): void {
   const fail = (why: string): never => {
     throw new SigferryError("CONFIGMAP_MISMATCH", `ConfigMap ${name}: ${why}`);
@@ -405,6 +654,13 @@ export function checkConfigMap(
   if (typeof data !== "object" || data === null) fail("no binaryData");
   const prefix = digestDashed(digest);
   const entries = Object.entries(data as Record<string, unknown>);
+  if (
+    recordedKeys !== undefined &&
+    JSON.stringify(entries.map(([k]) => k).sort()) !== JSON.stringify([...recordedKeys].sort())
+  )
+    fail(
+      `binaryData keys ${entries.map(([k]) => k).join(", ")} are not those ${MEMBER.index} records (${recordedKeys.join(", ")})`,
+    );
   if (entries.length !== signatures.length)
     fail(
       `holds ${entries.length} value(s) but the bundle carries ${signatures.length} signature(s)`,

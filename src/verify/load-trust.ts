@@ -34,7 +34,8 @@ export interface LoadTrustOptions {
   signal?: AbortSignal;
 }
 
-async function readKeyFile(file: string): Promise<Uint8Array> {
+/** Reads a key file named on the command line; INPUT_READ_FAILED names it when it cannot. */
+export async function readKeyFile(file: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(file));
   } catch (cause) {
@@ -75,15 +76,26 @@ async function fetchText(url: string, options: LoadTrustOptions): Promise<string
   }
 }
 
+/** Loads the key files given with --keyring and --sigstore-key, as they are. */
+export async function loadKeyFiles(options: {
+  keyring?: string[] | undefined;
+  sigstoreKey?: string[] | undefined;
+}): Promise<{ openpgp: OpenPgpKey[]; sigstore: SigstoreKey[] }> {
+  const openpgp: OpenPgpKey[] = [];
+  const sigstore: SigstoreKey[] = [];
+  for (const file of options.keyring ?? [])
+    openpgp.push(...(await loadOpenPgpKeys(await readKeyFile(file), file)));
+  for (const file of options.sigstoreKey ?? [])
+    sigstore.push(loadSigstoreKey(await readKeyFile(file), file));
+  return { openpgp, sigstore };
+}
+
 /** Loads the trusted keys: given files as they are, or Red Hat's published ones checked against the pins. */
 export async function loadTrust(options: LoadTrustOptions): Promise<TrustedKeys> {
-  let openpgp: OpenPgpKey[] = [];
-  let sigstore: SigstoreKey[] = [];
+  let { openpgp, sigstore } = await loadKeyFiles(options);
   const origin = { openpgp: "none", sigstore: "none" };
 
   if (options.keyring && options.keyring.length > 0) {
-    for (const file of options.keyring)
-      openpgp.push(...(await loadOpenPgpKeys(await readKeyFile(file), file)));
     origin.openpgp = options.keyring.join(", ");
   } else if (options.fetchPublished) {
     const text = await fetchText(REDHAT_OPENPGP_KEY_URL, options);
@@ -96,8 +108,6 @@ export async function loadTrust(options: LoadTrustOptions): Promise<TrustedKeys>
   }
 
   if (options.sigstoreKey && options.sigstoreKey.length > 0) {
-    for (const file of options.sigstoreKey)
-      sigstore.push(loadSigstoreKey(await readKeyFile(file), file));
     origin.sigstore = options.sigstoreKey.join(", ");
   } else if (options.fetchPublished) {
     const text = await fetchText(REDHAT_SIGSTORE_KEY_URL, options);

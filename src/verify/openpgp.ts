@@ -176,9 +176,15 @@ export async function loadOpenPgpKeys(
   });
 }
 
+/**
+ * True for ASCII-armored input. A binary OpenPGP packet starts with a tag byte that
+ * has its high bit set; anything else is read as text, and is armored when it holds an
+ * armor header line anywhere: published key files often keep `gpg --list-keys` output
+ * above the armor (Red Hat's do), which the armor format (RFC 4880 §6.2) allows.
+ */
 function looksArmored(data: Uint8Array): boolean {
-  const head = Buffer.from(data.subarray(0, 512)).toString("latin1").trimStart();
-  return head.startsWith("-----BEGIN PGP");
+  if (data.length === 0 || (data[0]! & 0x80) !== 0) return false;
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).includes("-----BEGIN PGP");
 }
 
 /**

@@ -58,6 +58,24 @@ beforeAll(async () => {
 });
 
 describe("loadOpenPgpKeys", () => {
+  it("reads a key file given as bytes that keeps gpg's listing lines above the armor, as Red Hat's published files do", async () => {
+    const armored = readFileSync(real("keys/redhat-release-key-2.asc"), "utf8");
+    const listing =
+      "pub   4096R/FD431D51 2009-10-22\n      Key fingerprint = 567E 347A D004 4ADE 55BA  8A5F 199E 2F91 FD43 1D51\n" +
+      "uid                  Red Hat, Inc. (release key 2) <security@redhat.com>\n\n";
+    const keys = await loadOpenPgpKeys(new TextEncoder().encode(listing + armored), "fd431d51.txt");
+    expect(keys.map((k) => k.fingerprint)).toEqual([REDHAT_RELEASE_KEY_2]);
+  });
+
+  it("still reads a binary (unarmored) key file", async () => {
+    const armored = readFileSync(real("keys/redhat-release-key-2.asc"), "utf8");
+    const [key] = await loadOpenPgpKeys(armored, "release-key-2");
+    const binary = key!.key.write();
+    expect(binary[0]! & 0x80).toBe(0x80);
+    const keys = await loadOpenPgpKeys(binary, "binary");
+    expect(keys.map((k) => k.fingerprint)).toEqual([REDHAT_RELEASE_KEY_2]);
+  });
+
   it("reads Red Hat release key 2 with its fingerprint and user id", () => {
     expect(release2).toHaveLength(1);
     expect(release2[0]).toMatchObject({
