@@ -20,7 +20,10 @@ const PATTERNS: [RegExp, string][] = [
   [/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, "$1 [REDACTED]"],
   [/(\/\/)[^/\s:@]+:[^/\s@]+@/g, "$1[REDACTED]@"],
   [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, "[REDACTED-JWT]"],
-  [/("(?:password|auth|token|identitytoken|access_token|refresh_token|client-key-data)"\s*:\s*")[^"]*"/gi, '$1[REDACTED]"'],
+  [
+    /("(?:password|auth|token|identitytoken|access_token|refresh_token|client-key-data)"\s*:\s*")[^"]*"/gi,
+    '$1[REDACTED]"',
+  ],
 ];
 
 /** Returns `text` with every registered secret and credential-looking pattern replaced. */

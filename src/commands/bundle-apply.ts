@@ -9,11 +9,12 @@
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import pLimit from "p-limit";
+import pLimit, { type LimitFunction } from "p-limit";
 import { loadKubeconfig } from "../cluster/kubeconfig.js";
 import { KubeClient } from "../cluster/client.js";
 import { applyManifests, type ManifestFile } from "../core/apply-manifests.js";
 import type { BundleIndex } from "../core/bundle-index.js";
+import type { Digest } from "../core/digest.js";
 import { formatRepository, parseRepository } from "../core/reference.js";
 import { SigferryError } from "../errors.js";
 import type { RegistryClient } from "../registry/client.js";
@@ -21,6 +22,9 @@ import type { BlobPushResult } from "../registry/types.js";
 import { positiveInt, registryClient, registryOptions, type RegistryFlags } from "./common.js";
 import { assertVerified, runVerify } from "./bundle-verify.js";
 import type { OutputOptions, Reporter } from "./output.js";
+
+/** Requests in flight at once unless --concurrency says otherwise. */
+const DEFAULT_CONCURRENCY = 8;
 
 /** Options of `bundle apply`. */
 export interface ApplyOptions extends RegistryFlags, OutputOptions {
@@ -96,7 +100,7 @@ export async function runApply(
   }
   const mirror = options.to ? parseRepository(options.to) : undefined;
   const mirrorLabel = mirror ? formatRepository(mirror) : undefined;
-  const concurrency = positiveInt(options.concurrency, "--concurrency", 8);
+  const concurrency = positiveInt(options.concurrency, "--concurrency", DEFAULT_CONCURRENCY);
   const dryRun = options.dryRun === true;
   const warnings: string[] = [];
   const warn = (w: string): void => {
@@ -104,109 +108,178 @@ export async function runApply(
     reporter.warn(w);
   };
 
-  // 1. Verify: nothing is pushed or applied unless every check passes.
-  const { result: verified, bundle } = await runVerify(
-    file,
-    { ...options, json: false, quiet: true },
-    reporter,
-  );
-  assertVerified(verified);
-  reporter.info(`verified ${file} (${verified.lines.length} checks)`);
-  const { index, members } = bundle;
-  const out: ApplyResult = {
-    ok: true,
-    dryRun,
-    archive: { file, sha256: bundle.sha256 },
-    warnings,
-    changed: false,
+  // One limiter for every registry request of the run (probes and pushes alike).
+  const limit = pLimit(concurrency);
+  const useRegistry = !options.skipRegistry && mirror !== undefined;
+  let registry: Promise<{ client: RegistryClient; probes: Probes }> | undefined;
+  const connect = (index: BundleIndex): void => {
+    if (!useRegistry || registry) return;
+    registry = (async () => {
+      const regOptions = await registryOptions(options, reporter, signal);
+      // A pool smaller than the limiter would queue requests the limiter let through.
+      regOptions.connections = Math.max(regOptions.connections ?? 0, concurrency);
+      const client = registryClient(mirror.registry, regOptions);
+      return { client, probes: startProbes(index, client, mirror.path, limit) };
+    })();
+    // Observed after verification, so that its errors come in the order they always did.
+    registry.catch(() => undefined);
   };
+  let disconnected: Promise<void> | undefined;
+  const disconnect = (): Promise<void> =>
+    (disconnected ??= (async () => {
+      limit.clearQueue();
+      const r = await registry?.catch(() => undefined);
+      await r?.client.close();
+    })());
 
-  // 2. Registry.
-  if (!options.skipRegistry && mirror && mirrorLabel) {
-    const client = registryClient(
-      mirror.registry,
-      await registryOptions(options, reporter, signal),
+  try {
+    // 1. Verify: nothing is pushed or applied unless every check passes. While the
+    // signatures are verified, the read-only checks (does the mirror hold each
+    // release image, each .sig tag?) already run: they change nothing, and their
+    // round trips overlap the verification instead of following it.
+    const { result: verified, bundle } = await runVerify(
+      file,
+      { ...options, json: false, quiet: true },
+      reporter,
+      { onOpened: (opened) => connect(opened.index) },
     );
-    try {
-      out.registry = await pushArtifacts(index, members, client, mirror.path, mirrorLabel, {
-        dryRun,
-        concurrency,
-        reporter,
-        warn,
-      });
-      if (out.registry.artifacts.some((a) => a.action === "pushed")) out.changed = true;
-    } finally {
-      await client.close();
-    }
-  }
+    assertVerified(verified);
+    reporter.info(`verified ${file} (${verified.lines.length} checks)`);
+    const { index, members } = bundle;
+    const out: ApplyResult = {
+      ok: true,
+      dryRun,
+      archive: { file, sha256: bundle.sha256 },
+      warnings,
+      changed: false,
+    };
 
-  // 3. Manifests for `oc apply -f <dir>` / `oc apply -k <dir>`.
-  const manifests = applyManifests(index, members, mirrorLabel);
-  for (const w of manifests.warnings) warn(w);
-  const manifestsDir =
-    options.manifestsDir ?? (options.skipCluster ? "sigferry-manifests" : undefined);
-  if (manifestsDir !== undefined) {
-    const files = [...manifests.configMaps, ...manifests.mirror];
-    if (!dryRun) await writeManifestsDir(manifestsDir, files, manifests.kustomization);
-    out.manifestsDir = manifestsDir;
-    out.files = [...files.map((f) => f.file), "kustomization.yaml"];
-    reporter.info(
-      `${dryRun ? "would write" : "wrote"} ${out.files.length} file(s) to ${manifestsDir}/ (oc apply -k ${manifestsDir})`,
-    );
-  }
-
-  // 4. Cluster: server-side apply, field manager "sigferry"; never deletes.
-  if (!options.skipCluster) {
-    const target = await loadKubeconfig({
-      ...(options.kubeconfig !== undefined ? { path: options.kubeconfig } : {}),
-      ...(options.context !== undefined ? { context: options.context } : {}),
-      env: process.env,
-      home: os.homedir(),
-    });
-    const kube = new KubeClient(target, {
-      ...(signal ? { signal } : {}),
-      onWarning: (w) => reporter.debug(`API warning: ${w}`),
-    });
-    try {
-      const objects: ClusterLine[] = [];
-      const toApply: ManifestFile[] = [
-        ...manifests.configMaps,
-        ...(options.mirrorResources ? manifests.mirror : []),
-      ];
-      let done = 0;
-      for (const m of toApply) {
-        const res = await kube.applyObject(m.object, { dryRun, force: true });
-        const action: ClusterLine["action"] = dryRun
-          ? res.changed
-            ? "would-apply"
-            : "unchanged"
-          : res.created
-            ? "created"
-            : res.changed
-              ? "updated"
-              : "unchanged";
-        if (action === "created" || action === "updated") out.changed = true;
-        objects.push({
-          kind: m.object.kind,
-          name: m.object.metadata.name,
-          ...(m.object.metadata.namespace !== undefined
-            ? { namespace: m.object.metadata.namespace }
-            : {}),
-          action,
+    // 2. Registry.
+    if (useRegistry && mirrorLabel) {
+      connect(index);
+      const { client, probes } = await registry!;
+      try {
+        out.registry = await pushArtifacts(index, members, client, mirror.path, mirrorLabel, {
+          dryRun,
+          limit,
+          probes,
+          reporter,
+          warn,
         });
-        reporter.progress(
-          "apply",
-          ++done,
-          toApply.length,
-          `${m.object.kind}/${m.object.metadata.name}`,
-        );
+        if (out.registry.artifacts.some((a) => a.action === "pushed")) out.changed = true;
+      } finally {
+        await disconnect();
       }
-      out.cluster = { context: target.contextName, server: target.server, objects };
-    } finally {
-      await kube.close();
+    }
+
+    // 3. Manifests for `oc apply -f <dir>` / `oc apply -k <dir>`.
+    const manifests = applyManifests(index, members, mirrorLabel);
+    for (const w of manifests.warnings) warn(w);
+    const manifestsDir =
+      options.manifestsDir ?? (options.skipCluster ? "sigferry-manifests" : undefined);
+    if (manifestsDir !== undefined) {
+      const files = [...manifests.configMaps, ...manifests.mirror];
+      if (!dryRun) await writeManifestsDir(manifestsDir, files, manifests.kustomization);
+      out.manifestsDir = manifestsDir;
+      out.files = [...files.map((f) => f.file), "kustomization.yaml"];
+      reporter.info(
+        `${dryRun ? "would write" : "wrote"} ${out.files.length} file(s) to ${manifestsDir}/ (oc apply -k ${manifestsDir})`,
+      );
+    }
+
+    // 4. Cluster: server-side apply, field manager "sigferry"; never deletes.
+    if (!options.skipCluster) {
+      const target = await loadKubeconfig({
+        ...(options.kubeconfig !== undefined ? { path: options.kubeconfig } : {}),
+        ...(options.context !== undefined ? { context: options.context } : {}),
+        env: process.env,
+        home: os.homedir(),
+      });
+      const kube = new KubeClient(target, {
+        ...(signal ? { signal } : {}),
+        onWarning: (w) => reporter.debug(`API warning: ${w}`),
+      });
+      try {
+        const objects: ClusterLine[] = [];
+        const toApply: ManifestFile[] = [
+          ...manifests.configMaps,
+          ...(options.mirrorResources ? manifests.mirror : []),
+        ];
+        let done = 0;
+        for (const m of toApply) {
+          const res = await kube.applyObject(m.object, { dryRun, force: true });
+          const action: ClusterLine["action"] = dryRun
+            ? res.changed
+              ? "would-apply"
+              : "unchanged"
+            : res.created
+              ? "created"
+              : res.changed
+                ? "updated"
+                : "unchanged";
+          if (action === "created" || action === "updated") out.changed = true;
+          objects.push({
+            kind: m.object.kind,
+            name: m.object.metadata.name,
+            ...(m.object.metadata.namespace !== undefined
+              ? { namespace: m.object.metadata.namespace }
+              : {}),
+            action,
+          });
+          reporter.progress(
+            "apply",
+            ++done,
+            toApply.length,
+            `${m.object.kind}/${m.object.metadata.name}`,
+          );
+        }
+        out.cluster = { context: target.contextName, server: target.server, objects };
+      } finally {
+        await kube.close();
+      }
+    }
+    return out;
+  } finally {
+    // After a failed verification: the probes are dropped and the connections closed.
+    await disconnect();
+  }
+}
+
+/** The read-only registry checks, started before the pushes: answers by release digest and by tag. */
+interface Probes {
+  /** Release image digest → whether the mirror holds it. */
+  images: Map<string, Promise<boolean>>;
+  /** `.sig` tag → what the mirror holds under it (undefined: nothing). */
+  tags: Map<string, Promise<{ digest?: Digest } | undefined>>;
+}
+
+/** Starts every read-only check of `index` against the mirror, each a request through `limit`. */
+function startProbes(
+  index: BundleIndex,
+  client: RegistryClient,
+  repo: string,
+  limit: LimitFunction,
+): Probes {
+  const quiet = <T>(p: Promise<T>): Promise<T> => {
+    // Awaited by pushArtifacts; if it never runs (verification failed), nobody waits.
+    p.catch(() => undefined);
+    return p;
+  };
+  const images = new Map<string, Promise<boolean>>();
+  for (const r of index.releases) {
+    for (const digest of [r.digest, ...(r.manifests ?? []).map((m) => m.digest)]) {
+      if (images.has(digest)) continue;
+      images.set(
+        digest,
+        quiet(limit(async () => (await client.headManifest(repo, digest)) !== undefined)),
+      );
     }
   }
-  return out;
+  const tags = new Map<string, Promise<{ digest?: Digest } | undefined>>();
+  for (const a of index.sigstore) {
+    if (!tags.has(a.tag)) tags.set(a.tag, quiet(limit(() => client.headManifest(repo, a.tag))));
+  }
+  return { images, tags };
 }
 
 /** Pushes every `.sig` artifact (blobs first, then the manifest) unless the tag already holds it. */
@@ -216,48 +289,49 @@ async function pushArtifacts(
   client: RegistryClient,
   repo: string,
   repoLabel: string,
-  ctx: { dryRun: boolean; concurrency: number; reporter: Reporter; warn: (w: string) => void },
+  ctx: {
+    dryRun: boolean;
+    limit: LimitFunction;
+    probes: Probes;
+    reporter: Reporter;
+    warn: (w: string) => void;
+  },
 ): Promise<NonNullable<ApplyResult["registry"]>> {
-  const limit = pLimit(ctx.concurrency);
+  const { limit, probes } = ctx;
   const blob = (d: string): Uint8Array => members.get(`sigstore/blobs/sha256/${d.slice(7)}`)!;
 
   // A signature without its image means the mirroring went wrong: warn, per release.
-  const imageDigests = new Map<string, string>();
-  for (const r of index.releases) {
-    imageDigests.set(r.digest, label(index, r.digest));
-    for (const m of r.manifests ?? []) imageDigests.set(m.digest, label(index, m.digest));
-  }
-  const missingImages: { release: string; digest: string }[] = [];
-  await Promise.all(
-    [...imageDigests].map(([digest, name]) =>
-      limit(async () => {
-        if (!(await client.headManifest(repo, digest))) {
-          missingImages.push({ release: name, digest });
-          ctx.warn(
-            `${repoLabel} does not hold release image ${name} ${digest}: mirror the release too, or check --to`,
-          );
-        }
-      }),
-    ),
-  );
+  const imageChecks = (async () => {
+    const missing: { release: string; digest: string }[] = [];
+    for (const [digest, present] of probes.images) {
+      if (await present) continue;
+      const name = label(index, digest);
+      missing.push({ release: name, digest });
+      ctx.warn(
+        `${repoLabel} does not hold release image ${name} ${digest}: mirror the release too, or check --to`,
+      );
+    }
+    return missing;
+  })();
 
   let done = 0;
-  const artifacts = await Promise.all(
-    index.sigstore.map((a) =>
-      limit(async (): Promise<PushLine> => {
-        const line: PushLine = {
-          tag: a.tag,
-          digest: a.digest,
-          manifestDigest: a.manifest.digest,
-          action: "unchanged",
-          blobs: [],
-        };
-        const current = await client.headManifest(repo, a.tag);
-        if (current?.digest === a.manifest.digest) {
-          // Same manifest digest ⇒ same bytes; its blobs were pushed before it (blobs first).
-          ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} unchanged`);
-          return line;
-        }
+  const pushes = Promise.all(
+    index.sigstore.map(async (a): Promise<PushLine> => {
+      const line: PushLine = {
+        tag: a.tag,
+        digest: a.digest,
+        manifestDigest: a.manifest.digest,
+        action: "unchanged",
+        blobs: [],
+      };
+      const current = await probes.tags.get(a.tag)!;
+      if (current?.digest === a.manifest.digest) {
+        // Same manifest digest ⇒ same bytes; its blobs were pushed before it (blobs first).
+        ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} unchanged`);
+        return line;
+      }
+      // One request slot for the artifact's requests, which go one after another.
+      return limit(async () => {
         if (ctx.dryRun) {
           line.action = "would-push";
           for (const d of [a.config, ...a.layers]) {
@@ -269,10 +343,14 @@ async function pushArtifacts(
           ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} would push`);
           return line;
         }
+        // A tag that is absent means a first push: its blobs are almost surely absent
+        // too, and a HEAD per small blob would cost a round trip and save no bytes.
+        // A tag that holds other content is an update: most blobs are there already.
+        const checkExists = current !== undefined;
         for (const d of [a.config, ...a.layers]) {
           line.blobs.push({
             digest: d.digest,
-            result: await client.pushBlob(repo, d.digest, blob(d.digest)),
+            result: await client.pushBlob(repo, d.digest, blob(d.digest), { checkExists }),
           });
         }
         const pushed = await client.putManifest(
@@ -293,14 +371,15 @@ async function pushArtifacts(
         line.action = "pushed";
         ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} pushed`);
         return line;
-      }),
-    ),
+      });
+    }),
   );
+  const [artifacts, missingImages] = await Promise.all([pushes, imageChecks]);
   return { to: repoLabel, artifacts, missingImages };
 }
 
 /** Writes the manifests to `dir` through a sibling temp dir renamed into place, so a failure leaves no half-written set. */
-async function writeManifestsDir(
+export async function writeManifestsDir(
   dir: string,
   files: ManifestFile[],
   kustomization: string,

@@ -9,12 +9,16 @@ import { assembleBundle, type CollectedOpenPgp, type CollectedSigstore } from ".
 import type { BundleRelease, MissingSignature, RejectedSignature } from "../core/bundle-index.js";
 import { sigTag, type Digest } from "../core/digest.js";
 import { SigferryError, isSigferryError } from "../errors.js";
-import { SignatureStoreClient } from "../sources/signature-store.js";
+import { SignatureStoreClient, type StoreListing } from "../sources/signature-store.js";
 import { fetchSigArtifact, type BlobCache } from "../sources/releases.js";
 import { buildPlan, printPlan, resolveSettings, type SelectionFlags } from "./create-plan.js";
-import { loadTrust } from "../verify/load-trust.js";
+import { loadTrust, type TrustedKeys } from "../verify/load-trust.js";
 import { verifyAtomicSignature } from "../verify/openpgp.js";
-import { verifySigArtifact } from "../verify/sigstore.js";
+import {
+  verifySigArtifact,
+  type SigArtifact,
+  type SigArtifactVerification,
+} from "../verify/sigstore.js";
 import { TOOL_VERSION } from "../version.js";
 import { positiveInt, registryClient, registryOptions, type RegistryFlags } from "./common.js";
 import type { Reporter } from "./output.js";
@@ -54,6 +58,83 @@ export interface CreateResult {
   missing: MissingSignature[];
 }
 
+/** Requests in flight at once unless --concurrency says otherwise. */
+export const DEFAULT_CONCURRENCY = 8;
+
+/**
+ * Ask for signature-1 and signature-2 together (see SignatureStoreClient#listPipelined):
+ * one round trip less per release, at one wasted request for a release with no signature.
+ */
+const SPECULATIVE_SIGNATURE_2 = true;
+
+/** The verdict on one OpenPGP signature. */
+type PgpVerdict = { identity: string; signer: string } | { error: SigferryError };
+
+/** What the stores yielded for one release digest, verified (or skipped: not wanted). */
+type PgpOutcome =
+  | { skipped: true }
+  | {
+      stores: (
+        | { store: string; error: SigferryError }
+        | { store: string; listing: StoreListing; verified: PgpVerdict[] }
+      )[];
+    };
+
+/** The `.sig` artifact of one image digest, verified (or skipped: not wanted). */
+type SigOutcome =
+  | { skipped: true }
+  | { artifact: SigArtifact | undefined; verified: SigArtifactVerification | undefined };
+
+/**
+ * Fetches signature-1.. of `digest` from every store (all stores at once, each
+ * request through `run`) and verifies each signature, outside the request slots.
+ * An unreachable store is recorded, not thrown; only an interruption is.
+ */
+async function fetchOpenPgp(
+  storeClient: SignatureStoreClient,
+  stores: readonly string[],
+  digest: Digest,
+  trust: TrustedKeys,
+  run: <T>(fn: () => Promise<T>) => Promise<T>,
+): Promise<PgpOutcome> {
+  type Listed = { store: string; listing: StoreListing } | { store: string; error: SigferryError };
+  const listings = await Promise.all(
+    stores.map(async (store): Promise<Listed> => {
+      try {
+        return {
+          store,
+          listing: await storeClient.listPipelined(store, digest, {
+            run,
+            speculative: SPECULATIVE_SIGNATURE_2,
+          }),
+        };
+      } catch (err) {
+        if (isSigferryError(err, "INTERRUPTED")) throw err;
+        return { store, error: err as SigferryError };
+      }
+    }),
+  );
+  const out: PgpOutcome = { stores: [] };
+  for (const l of listings) {
+    if (!("listing" in l)) {
+      out.stores.push(l);
+      continue;
+    }
+    const verified: PgpVerdict[] = [];
+    for (const sig of l.listing.signatures) {
+      try {
+        const v = await verifyAtomicSignature(sig.bytes, digest, trust.openpgp);
+        verified.push({ identity: v.identity, signer: v.signer });
+      } catch (err) {
+        if (!isSigferryError(err)) throw err;
+        verified.push({ error: err });
+      }
+    }
+    out.stores.push({ store: l.store, listing: l.listing, verified });
+  }
+  return out;
+}
+
 function releaseLabel(r: BundleRelease): string {
   return r.version !== undefined ? `${r.version} (${r.arch})` : `${r.digest} (${r.arch})`;
 }
@@ -80,235 +161,270 @@ export async function runCreate(
   }
   const s = await resolveSettings(options);
   const { repo, repoLabel, stores, required } = s;
-  const concurrency = positiveInt(options.concurrency, "--concurrency", 8);
+  const concurrency = positiveInt(options.concurrency, "--concurrency", DEFAULT_CONCURRENCY);
+  // One limiter for the whole run: each slot is one request in flight, so
+  // --concurrency is the number of requests on the wire at any time.
   const limit = pLimit(concurrency);
-  const client = registryClient(repo.registry, await registryOptions(options, reporter, signal));
+  const run = <T>(fn: () => Promise<T>): Promise<T> => limit(fn);
+  const regOptions = await registryOptions(options, reporter, signal);
+  // A pool smaller than the limiter would queue requests the limiter let through.
+  regOptions.connections = Math.max(regOptions.connections ?? 0, concurrency);
+  const client = registryClient(repo.registry, regOptions);
   const storeClient = new SignatureStoreClient(signal ? { signal } : {});
+  const dryRun = options.dryRun === true;
+
+  // ---- trust, loaded while the plan resolves (it may download the published keys) ----
+  const trustReady: Promise<TrustedKeys> | undefined = dryRun
+    ? undefined
+    : loadTrust({
+        keyring: s.keyring,
+        sigstoreKey: s.sigstoreKey,
+        fetchPublished: true,
+        ...(signal ? { signal } : {}),
+      }).then((trust) => {
+        if (required.includes("openpgp") && trust.openpgp.length === 0) {
+          throw new SigferryError(
+            "USAGE",
+            "OpenPGP signatures are required but no OpenPGP key is trusted: pass --keyring",
+          );
+        }
+        if (required.includes("sigstore") && trust.sigstore.length === 0) {
+          throw new SigferryError(
+            "USAGE",
+            "sigstore signatures are required but no sigstore key is trusted: pass --sigstore-key",
+          );
+        }
+        return trust;
+      });
+  // Observed below, after the plan (whose errors come first, as they always did).
+  trustReady?.catch(() => undefined);
+
+  // ---- fetch + verify, per digest, started as soon as a release resolves ----
+  // No phase waits for another: a release's signatures are fetched while other
+  // releases still resolve, and verification runs outside the request slots.
+  const pgpTasks = new Map<Digest, Promise<PgpOutcome>>();
+  const sigTasks = new Map<Digest, Promise<SigOutcome>>();
+  const cache: BlobCache = new Map();
+  let pgpDone = 0;
+  let sigDone = 0;
+  const track = <T>(map: Map<Digest, Promise<T>>, digest: Digest, task: () => Promise<T>): void => {
+    if (map.has(digest)) return;
+    const p = task();
+    p.catch(() => undefined); // observed when the results are gathered
+    map.set(digest, p);
+  };
+  const startRelease = (release: BundleRelease): void => {
+    if (!trustReady) return;
+    track(pgpTasks, release.digest, async (): Promise<PgpOutcome> => {
+      const trust = await trustReady;
+      if (trust.openpgp.length === 0 && !required.includes("openpgp")) return { skipped: true };
+      const outcome = await fetchOpenPgp(storeClient, stores, release.digest, trust, run);
+      reporter.progress("fetch+verify openpgp", ++pgpDone, pgpTasks.size, releaseLabel(release));
+      return outcome;
+    });
+    for (const digest of [release.digest, ...(release.manifests ?? []).map((m) => m.digest)]) {
+      track(sigTasks, digest, async (): Promise<SigOutcome> => {
+        const trust = await trustReady;
+        if (trust.sigstore.length === 0 && !required.includes("sigstore"))
+          return { skipped: true } as const;
+        const artifact = await run(() => fetchSigArtifact(client, repo.path, digest, cache));
+        const verified = artifact
+          ? verifySigArtifact(artifact, digest, { kind: "PublicKey", keys: trust.sigstore })
+          : undefined;
+        reporter.progress("fetch+verify sigstore", ++sigDone, sigTasks.size, digest);
+        return { artifact, verified };
+      });
+    }
+  };
+
   try {
     // ---- plan: graph selection, tag resolution, cross-checks ----
-    const plan = await buildPlan(s, client, reporter, (fn) => limit(fn), {
+    const plan = await buildPlan(s, client, reporter, run, {
       ...(signal ? { signal } : {}),
-      tolerateUnreachableRegistry: options.dryRun === true,
+      tolerateUnreachableRegistry: dryRun,
+      onResolved: startRelease,
     });
-    if (options.dryRun) {
+    if (dryRun) {
       printPlan(plan, s, reporter);
       return undefined;
     }
     for (const w of plan.warnings) reporter.warn(w);
     const releases = plan.releases;
     const output = options.output!;
-
-    // ---- trust ----
-    const trust = await loadTrust({
-      keyring: s.keyring,
-      sigstoreKey: s.sigstoreKey,
-      fetchPublished: true,
-      ...(signal ? { signal } : {}),
-    });
+    const trust = await trustReady!;
     reporter.debug(
       `OpenPGP keys: ${trust.openpgp.map((k) => k.fingerprint).join(", ") || "none"} (${trust.origin.openpgp})`,
     );
     reporter.debug(
       `sigstore keys: ${trust.sigstore.map((k) => k.id).join(", ") || "none"} (${trust.origin.sigstore})`,
     );
-    if (required.includes("openpgp") && trust.openpgp.length === 0) {
-      throw new SigferryError(
-        "USAGE",
-        "OpenPGP signatures are required but no OpenPGP key is trusted: pass --keyring",
-      );
-    }
-    if (required.includes("sigstore") && trust.sigstore.length === 0) {
-      throw new SigferryError(
-        "USAGE",
-        "sigstore signatures are required but no sigstore key is trusted: pass --sigstore-key",
-      );
-    }
+    // Every planned release has its tasks (a release the plan kept was resolved, but be sure).
+    for (const r of releases) startRelease(r);
 
-    // ---- OpenPGP ----
+    // ---- OpenPGP: what each release digest yielded, in release order ----
     const openpgp: CollectedOpenPgp[] = [];
     const rejected: RejectedSignature[] = [];
     const missing: MissingSignature[] = [];
     const failures: SigferryError[] = [];
     const releaseDigests = [...new Map(releases.map((r) => [r.digest, r])).values()];
-    let pgpDone = 0;
-    if (trust.openpgp.length > 0 || required.includes("openpgp")) {
-      await Promise.all(
-        releaseDigests.map((release) =>
-          limit(async () => {
-            const tried: string[] = [];
-            const unreachable: SigferryError[] = [];
-            let valid = 0;
-            for (const store of stores) {
-              let listing;
-              try {
-                listing = await storeClient.list(store, release.digest);
-              } catch (err) {
-                if (isSigferryError(err, "INTERRUPTED")) throw err;
-                unreachable.push(err as SigferryError);
-                tried.push(`${store} (${(err as Error).message})`);
-                continue;
-              }
-              tried.push(...listing.tried);
-              for (const slot of listing.errors) {
-                rejected.push({
-                  kind: "openpgp",
-                  digest: release.digest,
-                  source: slot.url,
-                  code: slot.error.code,
-                  reason: slot.error.message,
-                });
-              }
-              for (const sig of listing.signatures) {
-                try {
-                  const v = await verifyAtomicSignature(sig.bytes, release.digest, trust.openpgp);
-                  openpgp.push({
-                    digest: release.digest,
-                    bytes: sig.bytes,
-                    identity: v.identity,
-                    signer: v.signer,
-                    source: sig.url,
-                  });
-                  valid++;
-                } catch (err) {
-                  if (!isSigferryError(err)) throw err;
-                  rejected.push({
-                    kind: "openpgp",
-                    digest: release.digest,
-                    source: sig.url,
-                    code: err.code,
-                    reason: err.message,
-                  });
-                  reporter.warn(`${releaseLabel(release)}: rejected ${sig.url}: ${err.message}`);
-                }
-              }
-            }
-            if (valid > 0) {
-              for (const u of unreachable)
-                reporter.warn(`${u.message} (signatures found elsewhere)`);
-            } else if (required.includes("openpgp")) {
-              const reasons = rejected
-                .filter((r) => r.digest === release.digest)
-                .map((r) => `${r.source}: ${r.reason}`);
-              const why =
-                unreachable.length > 0 && unreachable.length === stores.length
-                  ? unreachable[0]!.message
-                  : "no valid OpenPGP signature";
-              const entry: MissingSignature = {
-                kind: "openpgp",
+    const pgpOutcomes = await Promise.all(releaseDigests.map((r) => pgpTasks.get(r.digest)!));
+    const sigOutcomes = new Map<Digest, SigOutcome>();
+    await Promise.all(
+      [...sigTasks].map(async ([digest, task]) => sigOutcomes.set(digest, await task)),
+    );
+    releaseDigests.forEach((release, i) => {
+      const outcome = pgpOutcomes[i]!;
+      if ("skipped" in outcome) return;
+      const tried: string[] = [];
+      const unreachable: SigferryError[] = [];
+      let valid = 0;
+      for (const fromStore of outcome.stores) {
+        if ("error" in fromStore) {
+          unreachable.push(fromStore.error);
+          tried.push(`${fromStore.store} (${fromStore.error.message})`);
+          continue;
+        }
+        const { listing, verified } = fromStore;
+        tried.push(...listing.tried);
+        for (const slot of listing.errors) {
+          rejected.push({
+            kind: "openpgp",
+            digest: release.digest,
+            source: slot.url,
+            code: slot.error.code,
+            reason: slot.error.message,
+          });
+        }
+        listing.signatures.forEach((sig, k) => {
+          const v = verified[k]!;
+          if ("error" in v) {
+            rejected.push({
+              kind: "openpgp",
+              digest: release.digest,
+              source: sig.url,
+              code: v.error.code,
+              reason: v.error.message,
+            });
+            reporter.warn(`${releaseLabel(release)}: rejected ${sig.url}: ${v.error.message}`);
+            return;
+          }
+          openpgp.push({
+            digest: release.digest,
+            bytes: sig.bytes,
+            identity: v.identity,
+            signer: v.signer,
+            source: sig.url,
+          });
+          valid++;
+        });
+      }
+      if (valid > 0) {
+        for (const u of unreachable) reporter.warn(`${u.message} (signatures found elsewhere)`);
+      } else if (required.includes("openpgp")) {
+        const reasons = rejected
+          .filter((r) => r.digest === release.digest)
+          .map((r) => `${r.source}: ${r.reason}`);
+        const why =
+          unreachable.length > 0 && unreachable.length === stores.length
+            ? unreachable[0]!.message
+            : "no valid OpenPGP signature";
+        const entry: MissingSignature = {
+          kind: "openpgp",
+          digest: release.digest,
+          release: releaseLabel(release),
+          code: unreachable.length === stores.length ? unreachable[0]!.code : "SIGNATURE_MISSING",
+          reason: why,
+          tried,
+        };
+        missing.push(entry);
+        failures.push(
+          new SigferryError(
+            unreachable.length === stores.length ? unreachable[0]!.code : "SIGNATURE_MISSING",
+            `release ${releaseLabel(release)} ${release.digest}: ${why}` +
+              (reasons.length > 0 ? `; rejected: ${reasons.join("; ")}` : "") +
+              `; tried: ${tried.join(", ")}`,
+            {
+              details: {
+                release: release.version,
+                arch: release.arch,
                 digest: release.digest,
-                release: releaseLabel(release),
-                code:
-                  unreachable.length === stores.length ? unreachable[0]!.code : "SIGNATURE_MISSING",
-                reason: why,
                 tried,
-              };
-              missing.push(entry);
-              failures.push(
-                new SigferryError(
-                  unreachable.length === stores.length ? unreachable[0]!.code : "SIGNATURE_MISSING",
-                  `release ${releaseLabel(release)} ${release.digest}: ${why}` +
-                    (reasons.length > 0 ? `; rejected: ${reasons.join("; ")}` : "") +
-                    `; tried: ${tried.join(", ")}`,
-                  {
-                    details: {
-                      release: release.version,
-                      arch: release.arch,
-                      digest: release.digest,
-                      tried,
-                    },
-                  },
-                ),
-              );
-            }
-            reporter.progress("openpgp", ++pgpDone, releaseDigests.length, releaseLabel(release));
-          }),
-        ),
-      );
-    }
+              },
+            },
+          ),
+        );
+      }
+    });
 
-    // ---- sigstore ----
+    // ---- sigstore: what each target digest yielded, in target order ----
     const sigstore: CollectedSigstore[] = [];
-    const targets = sigTargets(releases);
-    const cache: BlobCache = new Map();
-    let sigDone = 0;
-    if (trust.sigstore.length > 0 || required.includes("sigstore")) {
-      await Promise.all(
-        targets.map((t) =>
-          limit(async () => {
-            const source = `${repoLabel}:${sigTag(t.digest)}`;
-            const mustHave = t.required && required.includes("sigstore");
-            const artifact = await fetchSigArtifact(client, repo.path, t.digest, cache);
-            let problem: { code: string; reason: string } | undefined;
-            if (!artifact) {
-              problem = {
-                code: "SIGNATURE_MISSING",
-                reason: `no ${sigTag(t.digest)} tag in ${repoLabel}`,
-              };
-            } else {
-              const v = verifySigArtifact(artifact, t.digest, {
-                kind: "PublicKey",
-                keys: trust.sigstore,
-              });
-              for (const f of v.failures) {
-                rejected.push({
-                  kind: "sigstore",
-                  digest: t.digest,
-                  source: `${source} layer ${f.digest}`,
-                  code: f.code,
-                  reason: f.reason,
-                });
-              }
-              if (v.layers.length > 0) {
-                sigstore.push({
-                  digest: t.digest,
-                  manifestBytes: artifact.manifestBytes,
-                  manifestDigest: artifact.manifestDigest,
-                  mediaType: v.mediaType,
-                  config: v.config,
-                  layers: v.layers,
-                  blobs: artifact.blobs,
-                  source,
-                });
-              } else {
-                const first = v.failures[0];
-                problem = {
-                  code: first?.code ?? "SIGNATURE_INVALID",
-                  reason: first?.reason ?? "no layer verifies",
-                };
-                if (!mustHave)
-                  reporter.warn(`${t.label}: ${source} not carried: ${problem.reason}`);
-              }
-            }
-            if (problem && mustHave) {
-              missing.push({
-                kind: "sigstore",
+    for (const t of sigTargets(releases)) {
+      const outcome = sigOutcomes.get(t.digest)!;
+      if ("skipped" in outcome) continue;
+      const source = `${repoLabel}:${sigTag(t.digest)}`;
+      const mustHave = t.required && required.includes("sigstore");
+      const { artifact, verified: v } = outcome;
+      let problem: { code: string; reason: string } | undefined;
+      if (!artifact || !v) {
+        problem = {
+          code: "SIGNATURE_MISSING",
+          reason: `no ${sigTag(t.digest)} tag in ${repoLabel}`,
+        };
+      } else {
+        for (const f of v.failures) {
+          rejected.push({
+            kind: "sigstore",
+            digest: t.digest,
+            source: `${source} layer ${f.digest}`,
+            code: f.code,
+            reason: f.reason,
+          });
+        }
+        if (v.layers.length > 0) {
+          sigstore.push({
+            digest: t.digest,
+            manifestBytes: artifact.manifestBytes,
+            manifestDigest: artifact.manifestDigest,
+            mediaType: v.mediaType,
+            config: v.config,
+            layers: v.layers,
+            blobs: artifact.blobs,
+            source,
+          });
+        } else {
+          const first = v.failures[0];
+          problem = {
+            code: first?.code ?? "SIGNATURE_INVALID",
+            reason: first?.reason ?? "no layer verifies",
+          };
+          if (!mustHave) reporter.warn(`${t.label}: ${source} not carried: ${problem.reason}`);
+        }
+      }
+      if (problem && mustHave) {
+        missing.push({
+          kind: "sigstore",
+          digest: t.digest,
+          release: t.label,
+          code: problem.code,
+          reason: problem.reason,
+          tried: [source],
+        });
+        failures.push(
+          new SigferryError(
+            problem.code === "SIGNATURE_MISSING" ? "SIGNATURE_MISSING" : "SIGNATURE_INVALID",
+            `release ${t.label} image ${t.digest}: ${problem.reason}; tried: ${source}`,
+            {
+              details: {
+                release: t.release.version,
+                arch: t.release.arch,
                 digest: t.digest,
-                release: t.label,
-                code: problem.code,
-                reason: problem.reason,
                 tried: [source],
-              });
-              failures.push(
-                new SigferryError(
-                  problem.code === "SIGNATURE_MISSING" ? "SIGNATURE_MISSING" : "SIGNATURE_INVALID",
-                  `release ${t.label} image ${t.digest}: ${problem.reason}; tried: ${source}`,
-                  {
-                    details: {
-                      release: t.release.version,
-                      arch: t.release.arch,
-                      digest: t.digest,
-                      tried: [source],
-                    },
-                  },
-                ),
-              );
-            }
-            reporter.progress("sigstore", ++sigDone, targets.length, t.label);
-          }),
-        ),
-      );
+              },
+            },
+          ),
+        );
+      }
     }
-
     if (failures.length > 0 && !options.keepGoing) {
       // All-or-nothing: report every failure, write nothing.
       if (failures.length > 1) for (const f of failures.slice(1)) reporter.warn(f.message);
@@ -367,6 +483,8 @@ export async function runCreate(
     };
     return result;
   } finally {
+    // On failure, requests not yet started are dropped, not sent.
+    limit.clearQueue();
     await Promise.allSettled([client.close(), storeClient.close()]);
   }
 }

@@ -2,17 +2,46 @@
  * `sigferry bundle inspect <archive>`: what an archive holds, without trusting
  * it. The archive is read with the hardened reader and its index validated, but
  * no signature is checked: the output says UNVERIFIED until `bundle verify` passes.
+ * `--format markdown` prints the REPORT.md summary regenerated from the index,
+ * for a change-ticket comment.
  */
 import { readArchive } from "../archive/reader.js";
 import { MEMBER, type BundleIndex } from "../core/bundle-index.js";
 import { parseBundleIndex } from "../core/index-validate.js";
+import { renderReport } from "../core/report.js";
 import { SigferryError } from "../errors.js";
 import type { OutputOptions, Reporter } from "./output.js";
 
+/** The output formats of inspect. */
+export const INSPECT_FORMATS = ["text", "markdown", "json"] as const;
+/** One output format of inspect. */
+export type InspectFormat = (typeof INSPECT_FORMATS)[number];
+
+/** Options of `bundle inspect`. */
+export interface InspectOptions extends OutputOptions {
+  format?: string;
+}
+
+/** The format asked for: --format, with --json as a synonym of --format json. */
+export function inspectFormat(options: InspectOptions): InspectFormat {
+  const format = options.format ?? (options.json ? "json" : "text");
+  if (!(INSPECT_FORMATS as readonly string[]).includes(format))
+    throw new SigferryError("USAGE", `--format ${format}: give text, markdown or json`);
+  if (options.json && format !== "json")
+    throw new SigferryError("USAGE", `--json and --format ${format} disagree; give one of them`);
+  return format as InspectFormat;
+}
+
 /** The --json document of inspect. */
 export interface InspectResult {
+  ok: true;
   verified: false;
   note: string;
+  /**
+   * REPORT.md against the report regenerated from the index: "matches", "differs"
+   * (someone edited one of them) or "absent" (an archive written before REPORT.md existed).
+   */
+  report: "matches" | "differs" | "absent";
   archive: { file: string; sha256: string; size: number; gzip: boolean; members: number };
   createdAt: string;
   tool: BundleIndex["tool"];
@@ -38,8 +67,19 @@ export interface InspectResult {
   };
 }
 
+/** An inspected archive: the summary, and the index it came from. */
+export interface Inspected {
+  result: InspectResult;
+  index: BundleIndex;
+}
+
 /** Reads an archive and summarises its index. */
-export async function runInspect(file: string, _options: OutputOptions): Promise<InspectResult> {
+export async function runInspect(file: string, _options: InspectOptions): Promise<InspectResult> {
+  return (await inspectArchive(file)).result;
+}
+
+/** Reads an archive with the hardened reader, validates its index and summarises it. */
+export async function inspectArchive(file: string): Promise<Inspected> {
   const archive = await readArchive(file);
   const indexBytes = archive.members.get(MEMBER.index);
   if (!indexBytes)
@@ -47,8 +87,17 @@ export async function runInspect(file: string, _options: OutputOptions): Promise
       details: { file },
     });
   const index = parseBundleIndex(indexBytes, new Set(archive.members.keys()));
-  return {
+  const carried = archive.members.get(MEMBER.report);
+  const report: InspectResult["report"] =
+    carried === undefined
+      ? "absent"
+      : new TextDecoder().decode(carried) === renderReport(index)
+        ? "matches"
+        : "differs";
+  const result: InspectResult = {
+    ok: true,
     verified: false,
+    report,
     note: "UNVERIFIED: contents as the archive claims them; run `sigferry bundle verify` before trusting them",
     archive: {
       file,
@@ -83,6 +132,30 @@ export async function runInspect(file: string, _options: OutputOptions): Promise
       missing: index.missing.length,
     },
   };
+  return { result, index };
+}
+
+/** Prints an inspected archive in the format asked for. */
+export function printInspected(
+  inspected: Inspected,
+  format: InspectFormat,
+  reporter: Reporter,
+): void {
+  const r = inspected.result;
+  if (r.report === "differs") {
+    reporter.warn(
+      `${MEMBER.report} in ${r.archive.file} differs from the report regenerated from its index; trust neither until \`sigferry bundle verify\` passes`,
+    );
+  }
+  if (format === "markdown") {
+    reporter.resultText(
+      renderReport(inspected.index, {
+        unverified: { file: r.archive.file, sha256: r.archive.sha256, size: r.archive.size },
+      }),
+    );
+    return;
+  }
+  printInspectResult(r, reporter);
 }
 
 /** Prints an inspect result for people. */
@@ -94,6 +167,9 @@ export function printInspectResult(r: InspectResult, reporter: Reporter): void {
     `archive   ${r.archive.file} (${r.archive.size} bytes, ${r.archive.members} members${r.archive.gzip ? ", gzip" : ""})`,
   );
   reporter.result(`sha256    ${r.archive.sha256}`);
+  reporter.result(
+    `report    ${MEMBER.report} ${r.report === "matches" ? "matches the index" : r.report === "differs" ? "DIFFERS from the index" : "absent"}`,
+  );
   reporter.result(
     `created   ${r.createdAt} by ${r.tool.name} ${r.tool.version} (bundle format ${r.formatVersion})`,
   );

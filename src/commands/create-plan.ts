@@ -208,7 +208,12 @@ export async function buildPlan(
   client: RegistryClient,
   reporter: Reporter,
   run: <T>(fn: () => Promise<T>) => Promise<T>,
-  options: { signal?: AbortSignal; tolerateUnreachableRegistry?: boolean } = {},
+  options: {
+    signal?: AbortSignal;
+    tolerateUnreachableRegistry?: boolean;
+    /** Told of each release as soon as it resolves, so its signatures can be fetched meanwhile. */
+    onResolved?: (release: BundleRelease) => void;
+  } = {},
 ): Promise<Plan> {
   const warnings: string[] = [];
   const edges: Plan["edges"] = [];
@@ -278,6 +283,7 @@ export async function buildPlan(
     jobs.map((job) =>
       run(async () => {
         const r = await job();
+        options.onResolved?.(r);
         reporter.progress(
           "resolve",
           ++done,

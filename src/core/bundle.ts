@@ -1,6 +1,6 @@
 /**
  * Assembles a bundle from verified material: the index, the OCI layout of
- * `.sig` artifacts, the ConfigMaps and the checksum list, as archive members.
+ * `.sig` artifacts, the ConfigMaps, REPORT.md and the checksum list, as archive members.
  * Pure: plain data in, plain data out (docs/bundle-format.md is the spec).
  */
 import { createHash } from "node:crypto";
@@ -20,6 +20,7 @@ import {
 import { formatChecksums } from "./checksums.js";
 import { digestDashed, digestHex, sigTag, storeDirName, type Digest } from "./digest.js";
 import { SIGNATURE_NAMESPACE, configMapToYaml, signatureConfigMap } from "./manifests.js";
+import { renderReport } from "./report.js";
 import { compareVersions } from "./version.js";
 
 /** A verified OpenPGP signature ready to be carried. */
@@ -233,6 +234,8 @@ export function assembleBundle(input: AssembleInput): AssembledBundle {
     ),
   };
   put(MEMBER.index, utf8(`${JSON.stringify(index, null, 2)}\n`));
+  // The change-ticket summary, generated from the index alone so a reader can regenerate and compare it.
+  put(MEMBER.report, utf8(renderReport(index)));
 
   const checksums = formatChecksums(
     [...members.entries()].map(([path, data]) => ({ path, sha256: sha256Hex(data) })),
