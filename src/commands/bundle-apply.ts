@@ -75,14 +75,20 @@ export interface ApplyResult {
   changed: boolean;
 }
 
-function label(index: BundleIndex, digest: string): string {
+/**
+ * Names for release digests ("4.21.3 (multi)/aarch64"), built once: looking
+ * each digest up in the release list would cost O(releases) per digest.
+ */
+function labels(index: BundleIndex): (digest: string) => string {
+  const names = new Map<string, string>();
   for (const r of index.releases) {
     const name = r.version !== undefined ? `${r.version} (${r.arch})` : r.arch;
-    if (r.digest === digest) return name;
-    const m = r.manifests?.find((x) => x.digest === digest);
-    if (m) return `${name}/${m.arch}`;
+    if (!names.has(r.digest)) names.set(r.digest, name);
+    for (const m of r.manifests ?? []) {
+      if (!names.has(m.digest)) names.set(m.digest, `${name}/${m.arch}`);
+    }
   }
-  return digest;
+  return (digest) => names.get(digest) ?? digest;
 }
 
 /** Runs apply: verify, push, write manifests, apply to the cluster. */
@@ -301,11 +307,12 @@ async function pushArtifacts(
   const blob = (d: string): Uint8Array => members.get(`sigstore/blobs/sha256/${d.slice(7)}`)!;
 
   // A signature without its image means the mirroring went wrong: warn, per release.
+  const label = labels(index);
   const imageChecks = (async () => {
     const missing: { release: string; digest: string }[] = [];
     for (const [digest, present] of probes.images) {
       if (await present) continue;
-      const name = label(index, digest);
+      const name = label(digest);
       missing.push({ release: name, digest });
       ctx.warn(
         `${repoLabel} does not hold release image ${name} ${digest}: mirror the release too, or check --to`,

@@ -457,6 +457,14 @@ export async function runCreate(
     const written = await writeArchive(output, bundle.members, { mtime: createdAt });
     reporter.progress("write", 1, 1, output);
 
+    // Counted once: filtering the index per release would be quadratic in releases.
+    const countBy = (entries: { digest: string }[]): Map<string, number> => {
+      const m = new Map<string, number>();
+      for (const e of entries) m.set(e.digest, (m.get(e.digest) ?? 0) + 1);
+      return m;
+    };
+    const pgpCount = countBy(bundle.index.openpgp);
+    const sigCount = countBy(bundle.index.sigstore);
     const result: CreateResult = {
       ok: missing.length === 0,
       archive: output,
@@ -466,10 +474,11 @@ export async function runCreate(
         ...(r.version !== undefined ? { version: r.version } : {}),
         arch: r.arch,
         digest: r.digest,
-        openpgp: bundle.index.openpgp.filter((s) => s.digest === r.digest).length,
-        sigstore: bundle.index.sigstore.filter(
-          (s) => s.digest === r.digest || (r.manifests ?? []).some((m) => m.digest === s.digest),
-        ).length,
+        openpgp: pgpCount.get(r.digest) ?? 0,
+        sigstore: [...new Set([r.digest, ...(r.manifests ?? []).map((m) => m.digest)])].reduce(
+          (n, d) => n + (sigCount.get(d) ?? 0),
+          0,
+        ),
       })),
       counts: {
         releases: releases.length,
