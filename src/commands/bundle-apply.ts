@@ -12,6 +12,7 @@ import path from "node:path";
 import pLimit, { type LimitFunction } from "p-limit";
 import { loadKubeconfig } from "../cluster/kubeconfig.js";
 import { KubeClient } from "../cluster/client.js";
+import { releaseLabeler } from "../core/labels.js";
 import { applyManifests, type ManifestFile } from "../core/apply-manifests.js";
 import type { BundleIndex } from "../core/bundle-index.js";
 import type { Digest } from "../core/digest.js";
@@ -73,22 +74,6 @@ export interface ApplyResult {
   cluster?: { context: string; server: string; objects: ClusterLine[] };
   warnings: string[];
   changed: boolean;
-}
-
-/**
- * Names for release digests ("4.21.3 (multi)/aarch64"), built once: looking
- * each digest up in the release list would cost O(releases) per digest.
- */
-function labels(index: BundleIndex): (digest: string) => string {
-  const names = new Map<string, string>();
-  for (const r of index.releases) {
-    const name = r.version !== undefined ? `${r.version} (${r.arch})` : r.arch;
-    if (!names.has(r.digest)) names.set(r.digest, name);
-    for (const m of r.manifests ?? []) {
-      if (!names.has(m.digest)) names.set(m.digest, `${name}/${m.arch}`);
-    }
-  }
-  return (digest) => names.get(digest) ?? digest;
 }
 
 /** Runs apply: verify, push, write manifests, apply to the cluster. */
@@ -307,7 +292,7 @@ async function pushArtifacts(
   const blob = (d: string): Uint8Array => members.get(`sigstore/blobs/sha256/${d.slice(7)}`)!;
 
   // A signature without its image means the mirroring went wrong: warn, per release.
-  const label = labels(index);
+  const label = releaseLabeler(index.releases);
   const imageChecks = (async () => {
     const missing: { release: string; digest: string }[] = [];
     for (const [digest, present] of probes.images) {

@@ -25,6 +25,7 @@ import {
   resolveByTag,
   type BlobCache,
 } from "../sources/releases.js";
+import { releaseName } from "../core/labels.js";
 import { bundleTrust } from "../verify/bundle.js";
 import { loadKeyFiles } from "../verify/load-trust.js";
 import { loadOpenPgpKeys, verifyAtomicSignature, type OpenPgpKey } from "../verify/openpgp.js";
@@ -74,10 +75,6 @@ export interface CheckResult {
   cluster?: { context: string; server: string };
   trusted: { openpgp: string[]; sigstore: string[] };
   rows: CheckRow[];
-}
-
-function labelOf(r: BundleRelease): string {
-  return r.version !== undefined ? `${r.version} (${r.arch})` : r.arch;
 }
 
 /** Runs check and returns its table; exit code 0 only when nothing is missing. */
@@ -239,10 +236,10 @@ export async function runCheck(
       releases.flatMap((r) => {
         const perArch = r.manifests && r.manifests.length > 0 ? r.manifests : [];
         const entries: { digest: Digest; label: string; cm: boolean; sigRequired: boolean }[] = [
-          { digest: r.digest, label: labelOf(r), cm: true, sigRequired: perArch.length === 0 },
+          { digest: r.digest, label: releaseName(r), cm: true, sigRequired: perArch.length === 0 },
           ...perArch.map((m) => ({
             digest: m.digest,
-            label: `${labelOf(r)}/${m.arch}`,
+            label: `${releaseName(r)}/${m.arch}`,
             cm: false,
             sigRequired: true,
           })),

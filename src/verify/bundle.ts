@@ -8,11 +8,12 @@
 import { createHash } from "node:crypto";
 import { parse as parseYaml } from "yaml";
 import type { OpenedBundle } from "../archive/bundle.js";
-import { MEMBER, type BundleIndex, type BundleRelease } from "../core/bundle-index.js";
+import { MEMBER, type BundleIndex } from "../core/bundle-index.js";
 import { digestDashed, digestHex, type Digest } from "../core/digest.js";
 import { isPinnedOpenPgp, isPinnedSigstore } from "../core/trust.js";
 import { EXIT, SigferryError, isSigferryError, type ExitCode } from "../errors.js";
 import { loadKeyFiles } from "./load-trust.js";
+import { releaseLabeler } from "../core/labels.js";
 import { renderReport } from "../core/report.js";
 import { TOOL_VERSION } from "../version.js";
 import { loadOpenPgpKeys, verifyAtomicSignature, type OpenPgpKey } from "./openpgp.js";
@@ -99,16 +100,6 @@ function carriedSigstoreKeys(bundle: OpenedBundle): SigstoreKey[] {
   return keys;
 }
 
-function labelFor(releases: BundleRelease[], digest: string): string {
-  for (const r of releases) {
-    const name = r.version !== undefined ? `${r.version} (${r.arch})` : r.arch;
-    if (r.digest === digest) return name;
-    const m = r.manifests?.find((x) => x.digest === digest);
-    if (m) return `${name}/${m.arch}`;
-  }
-  return digest;
-}
-
 const sha256Hex = (data: Uint8Array): string => createHash("sha256").update(data).digest("hex");
 const BLOBS_DIR = `${MEMBER.sigstoreLayout}blobs/sha256/`;
 const LAYOUT_MARKER = `${MEMBER.sigstoreLayout}oci-layout`;
@@ -135,6 +126,7 @@ export async function verifyBundle(
   bundle: OpenedBundle,
   trust: { openpgp: OpenPgpKey[]; sigstore: SigstoreKey[] },
 ): Promise<VerifyReport> {
+  const labelOf = releaseLabeler(bundle.index.releases);
   const { index, members } = bundle;
   const lines: CheckLine[] = [];
   const verifiedPgp = new Map<string, Uint8Array[]>();
@@ -142,7 +134,7 @@ export async function verifyBundle(
   // OpenPGP signatures: again under the CVO's rules.
   for (const entry of index.openpgp) {
     const bytes = members.get(entry.path)!;
-    const release = labelFor(index.releases, entry.digest);
+    const release = labelOf(entry.digest);
     try {
       const v = await verifyAtomicSignature(bytes, entry.digest, trust.openpgp);
       if (v.signer !== entry.signer || v.identity !== entry.identity) {
@@ -176,7 +168,7 @@ export async function verifyBundle(
 
   // Sigstore artifacts: manifest and blobs by digest, each layer signature with a trusted key.
   for (const entry of index.sigstore) {
-    const release = labelFor(index.releases, entry.digest);
+    const release = labelOf(entry.digest);
     const member = blobPath(entry.manifest.digest);
     try {
       const manifestBytes = members.get(member)!;
@@ -277,7 +269,7 @@ export async function verifyBundle(
   for (const e of index.openpgp)
     carriedPgp.set(e.digest, [...(carriedPgp.get(e.digest) ?? []), members.get(e.path)!]);
   for (const cm of index.configMaps) {
-    const release = labelFor(index.releases, cm.digest);
+    const release = labelOf(cm.digest);
     try {
       checkConfigMap(
         members.get(cm.path)!,
@@ -308,7 +300,7 @@ export async function verifyBundle(
     lines.push({
       kind: "configmap",
       ok: false,
-      release: labelFor(index.releases, digest),
+      release: labelOf(digest),
       digest,
       member,
       code: "CONFIGMAP_MISMATCH",
@@ -326,7 +318,7 @@ export async function verifyBundle(
 
   // Every release has what its creator required.
   for (const r of index.releases) {
-    const label = labelFor(index.releases, r.digest);
+    const label = labelOf(r.digest);
     const problems: { code: "SIGNATURE_MISSING" | "INDEX_INVALID"; text: string }[] = [];
     const recorded = (kind: "openpgp" | "sigstore", digest: string): boolean =>
       index.missing.some((m) => m.kind === kind && m.digest === digest);
