@@ -26,6 +26,7 @@ import {
 } from "../net/retry.js";
 import type { ConfigMap, KubeObject } from "../core/manifests.js";
 import type { KubeTarget } from "./kubeconfig.js";
+import { TIMEOUT_CODES, isTlsCode } from "../net/errors.js";
 
 /** Options of a KubeClient. */
 export interface KubeClientOptions {
@@ -96,31 +97,6 @@ const MAPPINGS: Record<string, { resource: string; namespaced: boolean }> = {
 };
 
 const LIST_PAGE = 500;
-
-const TIMEOUT_CODES = new Set([
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "ETIMEDOUT",
-]);
-const TLS_CODES = new Set([
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "CERT_UNTRUSTED",
-  "CERT_REJECTED",
-  "CERT_SIGNATURE_FAILURE",
-  "HOSTNAME_MISMATCH",
-  "EPROTO",
-]);
-
-function isTlsCode(code: string): boolean {
-  return TLS_CODES.has(code) || code.startsWith("ERR_TLS_") || code.startsWith("ERR_SSL_");
-}
 
 function isStatus(v: unknown): v is KubeStatus {
   return typeof v === "object" && v !== null && (v as { kind?: unknown }).kind === "Status";

@@ -33,6 +33,7 @@ import {
   type RegistryClientOptions,
   type RegistryCredentials,
 } from "./types.js";
+import { TIMEOUT_CODES, isTlsCode } from "../net/errors.js";
 
 /** Default limit on a manifest body: 4 MiB, the limit distribution and containers/image use. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -144,33 +145,6 @@ function safeUrl(url: URL): string {
 function mediaTypeOf(contentType: string | undefined): string | undefined {
   const type = contentType?.split(";")[0]?.trim().toLowerCase();
   return type === "" ? undefined : type;
-}
-
-const TIMEOUT_CODES = new Set([
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "ETIMEDOUT",
-]);
-
-const TLS_CODES = new Set([
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "CERT_UNTRUSTED",
-  "CERT_REJECTED",
-  "CERT_REVOKED",
-  "CERT_SIGNATURE_FAILURE",
-  "HOSTNAME_MISMATCH",
-  "EPROTO",
-]);
-
-function isTlsCode(code: string): boolean {
-  return TLS_CODES.has(code) || code.startsWith("ERR_TLS_") || code.startsWith("ERR_SSL_");
 }
 
 /** An OCI error body (`{"errors":[{"code","message"}]}`), summarised for a message. */

@@ -11,12 +11,10 @@ import { Agent, request, type Dispatcher } from "undici";
 import { parseGraph, type UpdateGraph } from "../core/graph.js";
 import { graphArch, parseReleaseArch } from "../core/reference.js";
 import { SigferryError } from "../errors.js";
+import { sourceTransportError } from "../net/errors.js";
 import { resolveNetPolicy, type NetPolicy } from "../net/policy.js";
 import {
   TRANSIENT_STATUSES,
-  errorCodes,
-  isDeadline,
-  isTransientTransport,
   markTransient,
   parseRetryAfter,
   withRetry,
@@ -212,7 +210,7 @@ function serviceMessage(text: string | undefined): string | undefined {
   return `"${text.slice(0, 200).replace(/\s+/g, " ").trim()}"`;
 }
 
-/** Maps a transport failure; marks it transient when another attempt may succeed. */
+/** Maps a transport failure of the graph service (see net/errors.ts). */
 function networkError(
   what: string,
   details: Record<string, unknown>,
@@ -220,35 +218,15 @@ function networkError(
   userSignal: AbortSignal | undefined,
   reachedBefore: boolean,
 ): SigferryError {
-  if (cause instanceof SigferryError) return cause;
-  const codes = errorCodes(cause);
-  if (
-    userSignal?.aborted === true ||
-    (!isDeadline(cause) &&
-      (codes.includes("UND_ERR_ABORTED") || (cause as Error | undefined)?.name === "AbortError"))
-  ) {
-    return new SigferryError("INTERRUPTED", `${what}: request aborted`, { cause, details });
-  }
-  if (isDeadline(cause)) {
-    return new SigferryError(
-      "TIMEOUT",
-      `${what}: the service did not answer in time: ${(cause as Error).message}`,
-      { cause, details },
-    );
-  }
-  if (
-    codes.includes("UND_ERR_HEADERS_TIMEOUT") ||
-    codes.includes("UND_ERR_BODY_TIMEOUT") ||
-    codes.includes("UND_ERR_CONNECT_TIMEOUT")
-  ) {
-    return markTransient(
-      new SigferryError("TIMEOUT", `${what}: the service did not answer in time`, {
-        cause,
-        details,
-      }),
-    );
-  }
-  const why = cause instanceof Error ? cause.message : String(cause);
-  const err = new SigferryError("NETWORK", `cannot fetch ${what}: ${why}`, { cause, details });
-  return isTransientTransport(cause, reachedBefore) ? markTransient(err) : err;
+  return sourceTransportError(
+    {
+      what,
+      peer: "the service",
+      details,
+      unreachable: (why) => ({ code: "NETWORK", message: `cannot fetch ${what}: ${why}` }),
+    },
+    cause,
+    userSignal,
+    reachedBefore,
+  );
 }

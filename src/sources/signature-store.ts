@@ -10,12 +10,10 @@
 import { Agent, request, type Dispatcher } from "undici";
 import { storeDirName, type Digest } from "../core/digest.js";
 import { SigferryError } from "../errors.js";
+import { sourceTransportError } from "../net/errors.js";
 import { resolveNetPolicy, type NetPolicy } from "../net/policy.js";
 import {
   TRANSIENT_STATUSES,
-  errorCodes,
-  isDeadline,
-  isTransientTransport,
   markTransient,
   parseRetryAfter,
   transientInfo,
@@ -242,49 +240,25 @@ export class SignatureStoreClient {
   }
 }
 
-/** Maps a transport failure; marks it transient when another attempt may succeed. */
+/** Maps a transport failure of a signature store (see net/errors.ts). */
 function storeNetworkError(
   url: string,
   cause: unknown,
   userSignal: AbortSignal | undefined,
   reachedBefore: boolean,
 ): SigferryError {
-  if (cause instanceof SigferryError) return cause;
-  const codes = errorCodes(cause);
-  if (
-    userSignal?.aborted === true ||
-    (!isDeadline(cause) &&
-      (codes.includes("UND_ERR_ABORTED") || (cause as Error | undefined)?.name === "AbortError"))
-  ) {
-    return new SigferryError("INTERRUPTED", `${url}: request aborted`, { cause, details: { url } });
-  }
-  if (isDeadline(cause)) {
-    return new SigferryError(
-      "TIMEOUT",
-      `${url}: the signature store did not answer in time: ${(cause as Error).message}`,
-      { cause, details: { url } },
-    );
-  }
-  if (
-    codes.includes("UND_ERR_HEADERS_TIMEOUT") ||
-    codes.includes("UND_ERR_BODY_TIMEOUT") ||
-    codes.includes("UND_ERR_CONNECT_TIMEOUT")
-  ) {
-    return markTransient(
-      new SigferryError("TIMEOUT", `${url}: the signature store did not answer in time`, {
-        cause,
-        details: { url },
-      }),
-    );
-  }
-  const why = cause instanceof Error ? cause.message : String(cause);
-  const err = new SigferryError(
-    "STORE_UNREACHABLE",
-    `cannot reach the signature store at ${url}: ${why}`,
+  return sourceTransportError(
     {
-      cause,
+      what: url,
+      peer: "the signature store",
       details: { url },
+      unreachable: (why) => ({
+        code: "STORE_UNREACHABLE",
+        message: `cannot reach the signature store at ${url}: ${why}`,
+      }),
     },
+    cause,
+    userSignal,
+    reachedBefore,
   );
-  return isTransientTransport(cause, reachedBefore) ? markTransient(err) : err;
 }
