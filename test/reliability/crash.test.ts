@@ -15,7 +15,7 @@ import { readArchive } from "../../src/archive/reader.js";
 import { runCreate } from "../../src/commands/bundle-create.js";
 import type { BundleIndex } from "../../src/core/bundle-index.js";
 import { capture } from "../helpers/capture.js";
-import { runCli } from "../helpers/cli.js";
+import { runCli, spawnCli } from "../helpers/cli.js";
 import {
   startFaultProxy,
   type FaultProxy,
@@ -24,7 +24,7 @@ import {
 } from "../world/fault-proxy.js";
 import { startWorld, type World } from "../world/index.js";
 import { startKubeApi, type KubeApi } from "../world/kube-api.js";
-import { FAST_NET_ENV, mirrorState, sigTagConsistency, spawnCli } from "./helpers.js";
+import { FAST_NET_ENV, mirrorState, sigTagConsistency } from "./helpers.js";
 
 const KILLS = 20;
 

@@ -3,12 +3,9 @@
  * runs with under injected faults, the mirror's state as skopeo sees it, and
  * the consistency check that no `.sig` tag points at a missing blob.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import path from "node:path";
 import { promisify } from "node:util";
-import type { CliRun } from "../helpers/cli.js";
-import { REPO_ROOT } from "../helpers/paths.js";
 import { RegistryClient } from "../../src/registry/client.js";
 import { OCI_MANIFEST } from "../../src/registry/types.js";
 import type { Digest } from "../../src/core/digest.js";
@@ -110,35 +107,4 @@ export async function sigTagConsistency(
 /** Milliseconds since `t0`. */
 export function since(t0: number): number {
   return Math.round(performance.now() - t0);
-}
-
-/** A CLI run in the background: the process (to signal it) and its outcome. */
-export interface SpawnedCli {
-  child: ChildProcess;
-  done: Promise<CliRun & { signal: NodeJS.Signals | null }>;
-}
-
-/** Starts `sigferry <args>` (bin/sigferry.js) and returns at once; killed after `timeoutMs` at the latest. */
-export function spawnCli(
-  args: string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
-): SpawnedCli {
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, "bin/sigferry.js"), ...args], {
-    cwd: options.cwd ?? REPO_ROOT,
-    env: { ...process.env, ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
-  const done = new Promise<CliRun & { signal: NodeJS.Signals | null }>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return { child, done };
 }

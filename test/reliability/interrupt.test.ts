@@ -27,7 +27,8 @@ import {
 } from "../world/fault-proxy.js";
 import { startWorld, type World } from "../world/index.js";
 import { startKubeApi, type KubeApi } from "../world/kube-api.js";
-import { FAST_NET_ENV, sigTagConsistency, spawnCli } from "./helpers.js";
+import { spawnCli } from "../helpers/cli.js";
+import { FAST_NET_ENV, sigTagConsistency } from "./helpers.js";
 
 const execFileP = promisify(execFile);
 
