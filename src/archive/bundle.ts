@@ -10,8 +10,7 @@ import { MEMBER, type BundleIndex } from "../core/bundle-index.js";
 import { checkMembers, parseChecksums, parseSidecar } from "../core/checksums.js";
 import { parseBundleIndex } from "../core/index-validate.js";
 import { SigferryError } from "../errors.js";
-import { createHash } from "node:crypto";
-import { readArchive, type ArchiveLimits } from "./reader.js";
+import { readArchive, type ArchiveLimits, type ReadArchiveResult } from "./reader.js";
 
 /** A bundle whose bytes and checksums are intact (its signatures are not yet checked). */
 export interface OpenedBundle {
@@ -21,7 +20,8 @@ export interface OpenedBundle {
   gzip: boolean;
   /** "ok" when `<archive>.sha256` was beside it and matched; "absent" when there was none. */
   sidecar: "ok" | "absent";
-  members: Map<string, Uint8Array>;
+  /** Member bytes by path (kept in a spool file by the reader, read on demand). */
+  members: ReadonlyMap<string, Uint8Array>;
   index: BundleIndex;
 }
 
@@ -63,7 +63,19 @@ export async function openBundle(
   const archive = await readArchive(file, limits).catch((err: unknown) => {
     throw namingFile(err, file);
   });
+  try {
+    return checkOpened(file, sidecarText, archive);
+  } catch (err) {
+    archive.members.close();
+    throw err;
+  }
+}
 
+function checkOpened(
+  file: string,
+  sidecarText: string | undefined,
+  archive: ReadArchiveResult,
+): OpenedBundle {
   // 1. The archive's own checksum against its sidecar, when the sidecar travelled with it.
   let sidecar: OpenedBundle["sidecar"] = "absent";
   if (sidecarText !== undefined) {
@@ -95,11 +107,12 @@ export async function openBundle(
     );
   }
   const listed = parseChecksums(new TextDecoder().decode(listBytes));
+  // The reader hashed every member as it passed; no second read of the bytes.
   const actual = new Map<string, { sha256: string; size: number }>();
-  for (const [name, data] of archive.members) {
+  for (const name of archive.members.keys()) {
     actual.set(name, {
-      sha256: createHash("sha256").update(data).digest("hex"),
-      size: data.length,
+      sha256: archive.members.sha256(name)!,
+      size: archive.members.sizeOf(name)!,
     });
   }
   const problems = checkMembers(listed, actual, [MEMBER.checksums]);

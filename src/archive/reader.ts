@@ -1,11 +1,14 @@
 /**
  * Reads a sigferry archive (`.tar` or `.tar.gz`) in one streaming pass: hashes
  * the file bytes, gunzips when the gzip magic is present, and parses the tar
- * with TarParser, which trusts no name and no size. Memory is bounded by the
- * limits (ArchiveLimits) whatever the headers claim. Nothing is written to disk.
+ * with TarParser, which trusts no name and no size. Members go to a private
+ * spool file as they pass (MemberStore), hashed on the way, so memory stays
+ * flat however large the bundle; one member at a time is held, bounded by the
+ * limits (ArchiveLimits) whatever the headers claim. Nothing is extracted.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, lstatSync, realpathSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -13,14 +16,15 @@ import { createGunzip } from "node:zlib";
 import { SigferryError, isSigferryError } from "../errors.js";
 import { memberPathProblem, quotePath } from "../core/member-path.js";
 import { type ArchiveLimits, resolveLimits } from "./limits.js";
+import { MemberStore } from "./member-store.js";
 import { TarParser } from "./tar-parser.js";
 
 export { type ArchiveLimits, DEFAULT_LIMITS } from "./limits.js";
 
 /** What readArchive returns. */
 export interface ReadArchiveResult {
-  /** Member path → bytes. */
-  members: Map<string, Uint8Array>;
+  /** Member path → bytes, read from the spool on demand; `close()` it when done. */
+  members: MemberStore;
   /** Member paths in archive order. */
   order: string[];
   /** sha256 hex of the file bytes as read (compressed, for a .tar.gz). */
@@ -49,10 +53,10 @@ export async function readArchive(
 ): Promise<ReadArchiveResult> {
   const resolved = resolveLimits(limits);
   const file = typeof input === "string" ? input : undefined;
-  const members = new Map<string, Uint8Array>();
+  const members = openStore(file);
   const order: string[] = [];
   const parser = new TarParser(resolved, (name, data) => {
-    members.set(name, data);
+    spoolOrFail(() => members.add(name, data), file);
     order.push(name);
   });
   const hash = createHash("sha256");
@@ -142,6 +146,7 @@ export async function readArchive(
     parser.end();
     return { members, order, sha256: hash.digest("hex"), size, gzip };
   } catch (err) {
+    members.close();
     throw readError(err, file);
   } finally {
     // Closes the file (or the caller's stream) when reading stopped early.
@@ -150,6 +155,27 @@ export async function readArchive(
     const stream = source as Partial<Readable>;
     if (typeof stream.destroy === "function") stream.destroy();
     await bytes.return(undefined);
+  }
+}
+
+/** A spool in the temporary directory, or an error that says where and what to do. */
+function openStore(file: string | undefined): MemberStore {
+  let store: MemberStore | undefined;
+  spoolOrFail(() => {
+    store = new MemberStore();
+  }, file);
+  return store!;
+}
+
+function spoolOrFail(action: () => void, file: string | undefined): void {
+  try {
+    action();
+  } catch (err) {
+    throw new SigferryError(
+      "OUTPUT_WRITE_FAILED",
+      `${file ?? "archive"}: cannot keep the members in a spool file under ${tmpdir()}: ${osReason(err)} (set TMPDIR to a writable directory with room for the unpacked archive)`,
+      { cause: err, details: { file: tmpdir() } },
+    );
   }
 }
 

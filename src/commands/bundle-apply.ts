@@ -198,7 +198,8 @@ export async function runApply(
         ];
         let done = 0;
         for (const m of toApply) {
-          const res = await kube.applyObject(m.object, { dryRun, force: true });
+          const object = m.object;
+          const res = await kube.applyObject(object, { dryRun, force: true });
           const action: ClusterLine["action"] = dryRun
             ? res.changed
               ? "would-apply"
@@ -210,10 +211,10 @@ export async function runApply(
                 : "unchanged";
           if (action === "created" || action === "updated") out.changed = true;
           objects.push({
-            kind: m.object.kind,
-            name: m.object.metadata.name,
-            ...(m.object.metadata.namespace !== undefined
-              ? { namespace: m.object.metadata.namespace }
+            kind: object.kind,
+            name: object.metadata.name,
+            ...(object.metadata.namespace !== undefined
+              ? { namespace: object.metadata.namespace }
               : {}),
             action,
           });
@@ -221,7 +222,7 @@ export async function runApply(
             "apply",
             ++done,
             toApply.length,
-            `${m.object.kind}/${m.object.metadata.name}`,
+            `${object.kind}/${object.metadata.name}`,
           );
         }
         out.cluster = { context: target.contextName, server: target.server, objects };

@@ -19,11 +19,15 @@ import {
 /** The name sigferry gives its ImageDigestMirrorSet and ClusterImagePolicy. */
 export const MIRROR_RESOURCE_NAME = "sigferry-release-mirror";
 
-/** One manifest file: where it goes in the manifests directory, its object and its YAML. */
+/**
+ * One manifest file: where it goes in the manifests directory, its object and its YAML.
+ * For ConfigMaps both are read from the archive when asked for (each access reads
+ * again), so a bundle of thousands of releases is not held in memory; read each once.
+ */
 export interface ManifestFile {
-  file: string;
-  object: KubeObject;
-  yaml: string;
+  readonly file: string;
+  readonly object: KubeObject;
+  readonly yaml: string;
 }
 
 /** What apply produces for a bundle and a mirror repository. */
@@ -45,10 +49,15 @@ export function applyManifests(
   mirrorRepo: string | undefined,
 ): ApplyManifests {
   const warnings: string[] = [];
-  const configMaps: ManifestFile[] = index.configMaps.map((cm) => {
-    const yaml = new TextDecoder().decode(members.get(cm.path));
-    return { file: `${cm.name}.yaml`, object: parseYaml(yaml) as ConfigMap, yaml };
-  });
+  const configMaps: ManifestFile[] = index.configMaps.map((cm) => ({
+    file: `${cm.name}.yaml`,
+    get yaml(): string {
+      return new TextDecoder().decode(members.get(cm.path));
+    },
+    get object(): KubeObject {
+      return parseYaml(this.yaml) as ConfigMap;
+    },
+  }));
   const mirror: ManifestFile[] = [];
   if (mirrorRepo !== undefined) {
     const idms = imageDigestMirrorSet({ name: MIRROR_RESOURCE_NAME, mirrors: [mirrorRepo] });

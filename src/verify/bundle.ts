@@ -129,7 +129,8 @@ export async function verifyBundle(
   const labelOf = releaseLabeler(bundle.index.releases);
   const { index, members } = bundle;
   const lines: CheckLine[] = [];
-  const verifiedPgp = new Map<string, Uint8Array[]>();
+  // Digests with at least one verified OpenPGP signature (the bytes stay in the archive's spool).
+  const verifiedPgp = new Set<string>();
 
   // OpenPGP signatures: again under the CVO's rules.
   for (const entry of index.openpgp) {
@@ -143,9 +144,7 @@ export async function verifyBundle(
           `${MEMBER.index} records signer ${entry.signer} / ${entry.identity} for ${entry.path}, the signature says ${v.signer} / ${v.identity}`,
         );
       }
-      const list = verifiedPgp.get(entry.digest) ?? [];
-      list.push(bytes);
-      verifiedPgp.set(entry.digest, list);
+      verifiedPgp.add(entry.digest);
       lines.push({
         kind: "openpgp",
         ok: true,
@@ -265,17 +264,22 @@ export async function verifyBundle(
 
   // ConfigMaps: each binaryData value byte-identical to a signature carried for the digest its key
   // names, and nothing else. Whether those signatures verify is reported on their own lines.
-  const carriedPgp = new Map<string, Uint8Array[]>();
-  for (const e of index.openpgp)
-    carriedPgp.set(e.digest, [...(carriedPgp.get(e.digest) ?? []), members.get(e.path)!]);
+  const carriedPgp = new Map<string, string[]>();
+  for (const e of index.openpgp) {
+    const paths = carriedPgp.get(e.digest);
+    if (paths) paths.push(e.path);
+    else carriedPgp.set(e.digest, [e.path]);
+  }
+  const withConfigMap = new Set<string>();
   for (const cm of index.configMaps) {
     const release = labelOf(cm.digest);
+    withConfigMap.add(cm.digest);
     try {
       checkConfigMap(
         members.get(cm.path)!,
         cm.digest,
         cm.name,
-        carriedPgp.get(cm.digest) ?? [],
+        (carriedPgp.get(cm.digest) ?? []).map((p) => members.get(p)!),
         cm.keys,
       );
       lines.push({
@@ -295,7 +299,7 @@ export async function verifyBundle(
   }
   // Why: a signature without its ConfigMap never reaches the CVO; sigferry always writes one.
   for (const digest of carriedPgp.keys()) {
-    if (index.configMaps.some((cm) => cm.digest === digest)) continue;
+    if (withConfigMap.has(digest)) continue;
     const member = `${MEMBER.configMapsDir}${digestDashed(digest as Digest)}.yaml`;
     lines.push({
       kind: "configmap",

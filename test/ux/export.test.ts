@@ -213,7 +213,7 @@ describe("bundle export-store", () => {
       ]);
       expect(created.code, created.stderr).toBe(0);
       const { index: fromStore, members: fromStoreMembers } = await readBundle(again);
-      const sigs = (i: typeof original, m: Map<string, Uint8Array>): string[] =>
+      const sigs = (i: typeof original, m: ReadonlyMap<string, Uint8Array>): string[] =>
         i.openpgp
           .map((s) => `${s.digest} ${s.signer} ${Buffer.from(m.get(s.path)!).toString("base64")}`)
           .sort();

@@ -18,7 +18,7 @@ let world: World;
 let dir: string;
 let archive: string;
 let index: BundleIndex;
-let members: Map<string, Uint8Array>;
+let members: ReadonlyMap<string, Uint8Array>;
 let report: string;
 
 beforeAll(async () => {

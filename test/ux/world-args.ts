@@ -64,7 +64,7 @@ export async function createArchive(
 /** The validated index and members of an archive. */
 export async function readBundle(
   file: string,
-): Promise<{ index: BundleIndex; members: Map<string, Uint8Array> }> {
+): Promise<{ index: BundleIndex; members: ReadonlyMap<string, Uint8Array> }> {
   const archive = await readArchive(file);
   const index = parseBundleIndex(
     archive.members.get("index.json")!,

@@ -1,0 +1,94 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MemberStore } from "../../src/archive/member-store.js";
+import { readArchive } from "../../src/archive/reader.js";
+import { writeArchive } from "../../src/archive/writer.js";
+import { isSigferryError } from "../../src/errors.js";
+
+const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "sigferry-store-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("MemberStore", () => {
+  it("gives back every member byte for byte, across write batches, with its sha256 and size", () => {
+    const store = new MemberStore(dir);
+    try {
+      const members = new Map<string, Buffer>();
+      // Small members, one larger than the 1 MiB write batch, and an empty one.
+      for (let i = 0; i < 3000; i++) members.set(`m/${i}`, randomBytes(1 + (i % 900)));
+      members.set("big", randomBytes((1 << 20) + 17));
+      members.set("empty", Buffer.alloc(0));
+      members.set("after-big", randomBytes(333));
+      for (const [name, data] of members) expect(store.add(name, data)).toBe(sha256(data));
+
+      expect(store.size).toBe(members.size);
+      expect(store.bytes).toBe([...members.values()].reduce((n, b) => n + b.length, 0));
+      for (const [name, data] of members) {
+        expect(Buffer.from(store.get(name)!).equals(data), name).toBe(true);
+        expect(store.sha256(name)).toBe(sha256(data));
+        expect(store.sizeOf(name)).toBe(data.length);
+      }
+      expect(store.get("absent")).toBeUndefined();
+      expect(store.has("big")).toBe(true);
+      expect([...store.keys()]).toEqual([...members.keys()]);
+      const viaIteration = new Map([...store].map(([k, v]) => [k, sha256(v)]));
+      expect(viaIteration).toEqual(new Map([...members].map(([k, v]) => [k, sha256(v)])));
+    } finally {
+      store.close();
+    }
+  });
+
+  it("copies what it is given: changing the caller's buffer afterwards changes nothing", () => {
+    const store = new MemberStore(dir);
+    try {
+      const chunk = Buffer.from("0123456789abcdef");
+      store.add("a", chunk.subarray(2, 6));
+      chunk.fill(0x78);
+      expect(Buffer.from(store.get("a")!).toString()).toBe("2345");
+    } finally {
+      store.close();
+    }
+  });
+
+  it("leaves no file behind: the spool is unlinked as soon as it is open", async () => {
+    const own = await mkdtemp(join(dir, "spool-"));
+    const store = new MemberStore(own);
+    store.add("x", Buffer.from("hello"));
+    expect(await readdir(own)).toEqual([]);
+    expect(Buffer.from(store.get("x")!).toString()).toBe("hello");
+    store.close();
+    store.close();
+    expect(() => store.get("x")).toThrow(/closed/);
+  });
+});
+
+describe("readArchive with a spool", () => {
+  it("fails with OUTPUT_WRITE_FAILED naming the temporary directory when it cannot spool there", async () => {
+    const archive = join(dir, "one.tar");
+    await writeArchive(archive, [{ path: "a", data: Buffer.from("a") }], { mtime: new Date(0) });
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = join(dir, "no-such-dir");
+    try {
+      const err: unknown = await readArchive(archive).catch((e: unknown) => e);
+      expect(isSigferryError(err) && err.code).toBe("OUTPUT_WRITE_FAILED");
+      expect((err as Error).message).toContain("no-such-dir");
+      expect((err as Error).message).toContain("TMPDIR");
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    // With a usable directory again, the same archive reads.
+    const ok = await readArchive(archive);
+    expect(Buffer.from(ok.members.get("a")!).toString()).toBe("a");
+    ok.members.close();
+  });
+});
