@@ -17,25 +17,33 @@ export interface ReportOptions {
 
 /** Replaces control characters (newlines included, which would end a table row) with spaces. */
 function oneLine(value: string): string {
-  return Array.from(value, (c) => (c.charCodeAt(0) < 0x20 || c === "\u007f" ? " " : c)).join("");
+  // One scan; most values hold no control character and are returned as they are.
+  let out = "";
+  let from = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) {
+      out += `${value.slice(from, i)} `;
+      from = i + 1;
+    }
+  }
+  return from === 0 ? value : out + value.slice(from);
 }
+
+/** Characters with a Markdown or HTML meaning, escaped with a backslash. */
+const MARKDOWN_SPECIAL = /[\\`*[\]<>|~]/g;
+/** An underscore inside a word (x86_64) is literal in CommonMark; only one at a word edge emphasises. */
+const EDGE_UNDERSCORE = /(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])/g;
 
 // Why: index fields crossed the air gap and end up in a ticket; neutralise Markdown and HTML in them.
 function text(value: string): string {
-  return (
-    oneLine(value)
-      .replace(/[\\`*[\]<>|~]/g, (c) => `\\${c}`)
-      // An underscore inside a word (x86_64) is literal in CommonMark; only one at a word edge emphasises.
-      .replace(/(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])/g, "\\_")
-      .trim()
-  );
+  return oneLine(value).replace(MARKDOWN_SPECIAL, "\\$&").replace(EDGE_UNDERSCORE, "\\_").trim();
 }
 
 /** Inline code; a backtick in the value (never in a valid digest or path) becomes a quote. */
 function code(value: string): string {
-  const clean = oneLine(value).replace(/`/g, "'");
   // In a GFM table a pipe ends the cell even inside a code span unless escaped.
-  return `\`${clean.replace(/\|/g, "\\|")}\``;
+  return `\`${oneLine(value).replaceAll("`", "'").replaceAll("|", "\\|")}\``;
 }
 
 function table(header: string[], rows: string[][]): string[] {
@@ -54,14 +62,21 @@ function releaseName(r: BundleRelease): string {
   return r.version !== undefined ? `${r.version} (${r.arch})` : `(${r.arch})`;
 }
 
-/** The release (and platform) an image digest belongs to, for people. */
-function labelFor(index: BundleIndex, digest: string): string {
+/**
+ * The release (and platform) of each image digest, for people, as rendered text: the
+ * first release (in index order) whose digest, or else one of whose per-arch manifests,
+ * it is. One pass over the releases, so that labelling every signature stays linear.
+ */
+function releaseLabels(index: BundleIndex): (digest: string) => string {
+  const labels = new Map<string, string>();
   for (const r of index.releases) {
-    if (r.digest === digest) return releaseName(r);
-    const m = r.manifests?.find((x) => x.digest === digest);
-    if (m) return `${releaseName(r)} / ${m.arch}`;
+    const name = releaseName(r);
+    if (!labels.has(r.digest)) labels.set(r.digest, text(name));
+    for (const m of r.manifests ?? []) {
+      if (!labels.has(m.digest)) labels.set(m.digest, text(`${name} / ${m.arch}`));
+    }
   }
-  return "-";
+  return (digest) => labels.get(digest) ?? "-";
 }
 
 function selectionValue(value: unknown): string {
@@ -73,15 +88,26 @@ function selectionValue(value: unknown): string {
   return text(JSON.stringify(value) ?? "-");
 }
 
-function openpgpSigner(index: BundleIndex, fingerprint: string): string {
-  const key = index.keys.openpgp.find((k) => k.fingerprint === fingerprint);
-  const who = key && key.userIds.length > 0 ? ` ${text(key.userIds.join("; "))}` : "";
-  return `${code(fingerprint)}${who}`;
+/** The signer column of each OpenPGP key fingerprint: the first carried key with it names its user ids. */
+function openpgpSigners(index: BundleIndex): (fingerprint: string) => string {
+  const signers = new Map<string, string>();
+  return (fingerprint) => {
+    let signer = signers.get(fingerprint);
+    if (signer === undefined) {
+      const key = index.keys.openpgp.find((k) => k.fingerprint === fingerprint);
+      const who = key && key.userIds.length > 0 ? ` ${text(key.userIds.join("; "))}` : "";
+      signer = `${code(fingerprint)}${who}`;
+      signers.set(fingerprint, signer);
+    }
+    return signer;
+  };
 }
 
 /** Renders REPORT.md for an index; with `options.unverified`, the variant `bundle inspect` prints. */
 export function renderReport(index: BundleIndex, options: ReportOptions = {}): string {
   const out: string[] = [];
+  const labelFor = releaseLabels(index);
+  const openpgpSigner = openpgpSigners(index);
   const sigstoreSignatures = index.sigstore.reduce((n, a) => n + a.layers.length, 0);
   out.push("# sigferry signature bundle");
   out.push("");
@@ -187,10 +213,10 @@ export function renderReport(index: BundleIndex, options: ReportOptions = {}): s
       ...table(
         ["release", "digest", "member", "signer", "signed identity", "result"],
         index.openpgp.map((s) => [
-          text(labelFor(index, s.digest)),
+          labelFor(s.digest),
           code(s.digest),
           code(s.path),
-          openpgpSigner(index, s.signer),
+          openpgpSigner(s.signer),
           code(s.identity),
           "verified",
         ]),
@@ -218,7 +244,7 @@ export function renderReport(index: BundleIndex, options: ReportOptions = {}): s
         ],
         index.sigstore.flatMap((a) =>
           a.layers.map((l) => [
-            text(labelFor(index, a.digest)),
+            labelFor(a.digest),
             code(a.digest),
             code(a.tag),
             code(a.manifest.digest),
@@ -245,7 +271,7 @@ export function renderReport(index: BundleIndex, options: ReportOptions = {}): s
         ["kind", "release", "digest", "source", "code", "reason"],
         index.rejected.map((r) => [
           r.kind,
-          text(labelFor(index, r.digest)),
+          labelFor(r.digest),
           code(r.digest),
           code(r.source),
           code(r.code),

@@ -6,9 +6,14 @@
  *
  * The message is split into its packets here, by one small parser, so that the
  * bytes whose signature is checked are exactly the bytes whose JSON is read.
- * v4 signature packets are checked by openpgp.js (a detached verification over
- * those literal bytes). v3 signature packets, which openpgp.js 6 silently drops
- * but x/crypto/openpgp and gpg still verify, are checked here with node:crypto
+ * v4 signature packets are checked as openpgp.js checks a detached signature over
+ * those literal bytes: openpgp.js parses the packet and judges the key; for RSA
+ * binary signatures with SHA-256/384/512 (Red Hat's release signatures) the rest
+ * of its check is replayed here with node:crypto and a KeyObject made once per
+ * key (verifyV4Rsa; openpgp.js imports the key into WebCrypto again for every
+ * signature), and any other signature goes to openpgp.verify whole. v3 signature
+ * packets, which openpgp.js 6 silently drops but x/crypto/openpgp and gpg still
+ * verify, are checked here with node:crypto
  * (RFC 4880 §5.2.2, §5.2.4): Red Hat's RCM signed with v3 packets until at
  * least 2022 (real/gpg-signatures/operator-bundle-4-identities).
  */
@@ -75,6 +80,17 @@ const TAG = {
 /** One ASCII-armored key block; a key file may hold several one after another. */
 const ARMORED_BLOCK =
   /-----BEGIN PGP (?:PUBLIC|PRIVATE) KEY BLOCK-----[\s\S]*?-----END PGP (?:PUBLIC|PRIVATE) KEY BLOCK-----/g;
+
+/**
+ * OpenPGP hash algorithm ids (RFC 4880 §9.4) for which v4 RSA signatures are checked with
+ * node:crypto: the ones openpgp.js hands to WebCrypto (it checks SHA-224 with its own BigInt
+ * code, so that one, like every other case, stays with openpgp.js).
+ */
+const V4_NODE_HASHES: ReadonlyMap<number, string> = new Map([
+  [8, "sha256"],
+  [9, "sha384"],
+  [10, "sha512"],
+]);
 
 /** OpenPGP hash algorithm ids (RFC 4880 §9.4) we accept in v3 packets, with node:crypto names. */
 const V3_HASHES: ReadonlyMap<number, string> = new Map([
@@ -312,15 +328,8 @@ async function verifyV4(
   trusted: readonly OpenPgpKey[],
   date: Date,
 ): Promise<{ keyId: string; created: Date; signer: OpenPgpKey }> {
-  checkV4Framing(message.signature);
-  let signature: openpgp.Signature;
-  try {
-    signature = await openpgp.readSignature({
-      binarySignature: framePacket(TAG.SIGNATURE, message.signature),
-    });
-  } catch (err) {
-    throw malformed(`signature packet: ${err instanceof Error ? err.message : String(err)}`, err);
-  }
+  const materialOffset = checkV4Framing(message.signature);
+  const signature = await readSignaturePacket(message.signature);
   const packet = signature.packets[0];
   if (signature.packets.length !== 1 || packet === undefined)
     throw malformed("expected exactly one signature packet");
@@ -351,20 +360,31 @@ async function verifyV4(
     throw untrustedSigner(trusted, keyId, issuerFingerprint);
   }
 
-  // Detached verification over the literal bytes we parsed: what is verified is what is read.
-  const literalMessage = await openpgp.createMessage({ binary: message.literal });
-  const result = await openpgp.verify({
-    message: literalMessage,
-    signature,
-    verificationKeys: [signer.key],
-    date,
-    format: "binary",
-  });
-  const check = result.signatures[0];
-  if (result.signatures.length !== 1 || check === undefined)
-    throw malformed("expected exactly one signature");
+  // The key openpgp.js would pick: the first of the signer's keys with the issuer key id
+  // (findTrusted found one).
+  const signingKey = keysWithId(signer, keyId)[0];
+  if (signingKey === undefined) throw untrustedSigner(trusted, keyId, issuerFingerprint);
+  const rsa = nodeRsaCheck(packet, signingKey, message.signature.subarray(materialOffset));
+  let verified: Promise<unknown>;
+  if (rsa !== undefined) {
+    verified = verifyV4Rsa(packet, rsa, message.literal, signer, signingKey, date);
+  } else {
+    // Detached verification over the literal bytes we parsed: what is verified is what is read.
+    const literalMessage = await openpgp.createMessage({ binary: message.literal });
+    const result = await openpgp.verify({
+      message: literalMessage,
+      signature,
+      verificationKeys: [signer.key],
+      date,
+      format: "binary",
+    });
+    const check = result.signatures[0];
+    if (result.signatures.length !== 1 || check === undefined)
+      throw malformed("expected exactly one signature");
+    verified = check.verified;
+  }
   try {
-    await check.verified;
+    await verified;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new SigferryError(
@@ -377,6 +397,162 @@ async function verifyV4(
     );
   }
   return { keyId, created: packet.created ?? new Date(0), signer };
+}
+
+/**
+ * Parses a v4 signature packet body with openpgp.js's own packet parser. `readSignature`
+ * runs the same parser inside its stream machinery, which costs several times the parse;
+ * on any parse error it is called after all, so that what it makes of a bad packet (an
+ * error, or an unparseable packet that names no issuer) stays the outcome.
+ */
+async function readSignaturePacket(body: Uint8Array): Promise<openpgp.Signature> {
+  try {
+    const packet = new openpgp.SignaturePacket();
+    packet.read(body);
+    const packets = new openpgp.PacketList<openpgp.SignaturePacket>();
+    packets.push(packet);
+    return new openpgp.Signature(packets);
+  } catch {
+    // Fall through to the canonical path.
+  }
+  try {
+    return await openpgp.readSignature({ binarySignature: framePacket(TAG.SIGNATURE, body) });
+  } catch (err) {
+    throw malformed(`signature packet: ${err instanceof Error ? err.message : String(err)}`, err);
+  }
+}
+
+/** What node:crypto needs to check an RSA signature as openpgp.js's WebCrypto path does. */
+interface NodeRsaCheck {
+  key: KeyObject;
+  hashName: string;
+  /** The signature value m^d mod n, left-padded to the modulus length as openpgp.js pads it. */
+  value: Uint8Array;
+}
+
+/**
+ * The node:crypto form of a v4 signature check, when openpgp.js would check it with
+ * WebCrypto RSASSA-PKCS1-v1_5 (same OpenSSL verification): a binary document signature,
+ * RSA with the signing key's own algorithm id, SHA-256/384/512, a key of at least 2047 bits
+ * whose modulus fills its MPI, a signature value no longer than the modulus. Anything else
+ * (undefined) is left to openpgp.js whole, with its own error for each case.
+ */
+function nodeRsaCheck(
+  packet: openpgp.SignaturePacket,
+  signingKey: openpgp.PublicKey | openpgp.Subkey,
+  material: Uint8Array,
+): NodeRsaCheck | undefined {
+  const hashName = V4_NODE_HASHES.get(packet.hashAlgorithm ?? -1);
+  const algorithm = packet.publicKeyAlgorithm as number | null;
+  if (
+    hashName === undefined ||
+    packet.signatureType !== openpgp.enums.signature.binary ||
+    (algorithm !== 1 && algorithm !== 3) ||
+    algorithm !== (signingKey.keyPacket.algorithm as number)
+  ) {
+    return undefined;
+  }
+  const params = signingKey.keyPacket.publicParams as { n?: Uint8Array; e?: Uint8Array };
+  if (params.n === undefined || params.e === undefined) return undefined;
+  let key: KeyObject;
+  try {
+    key = rsaKeyObject(signingKey.keyPacket, params.n, params.e);
+  } catch {
+    return undefined;
+  }
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits < 2047 || Math.ceil(bits / 8) !== params.n.length) return undefined;
+  // The packet parsed, so the material is exactly one MPI (openpgp.js refuses trailing bytes).
+  if (material.length < 2) return undefined;
+  const length = Math.ceil(((material[0]! << 8) | material[1]!) / 8);
+  if (material.length !== 2 + length || length > params.n.length) return undefined;
+  const value = new Uint8Array(params.n.length);
+  value.set(material.subarray(2), params.n.length - length);
+  return { key, hashName, value };
+}
+
+/**
+ * openpgp.js's verification of a v4 document signature, step for step and message for
+ * message (SignaturePacket.verify, then the key checks of createVerificationObject in
+ * openpgp.js 6), with the RSA step on node:crypto; the key's validity at signing time is
+ * still judged by openpgp.js (`getSigningKey`). Rejects with openpgp.js's reason.
+ */
+async function verifyV4Rsa(
+  packet: openpgp.SignaturePacket,
+  rsa: NodeRsaCheck,
+  literal: Uint8Array,
+  signer: OpenPgpKey,
+  signingKey: openpgp.PublicKey | openpgp.Subkey,
+  date: Date,
+): Promise<void> {
+  const config = openpgp.config;
+  const signatureData = packet.signatureData!;
+  const signedHashValue = packet.signedHashValue!;
+  const created = packet.created!;
+  // RFC 4880 §5.2.4: data ‖ the hashed part of the packet ‖ 0x04 0xFF ‖ its length.
+  const trailer = Buffer.alloc(6);
+  trailer[0] = 0x04;
+  trailer[1] = 0xff;
+  trailer.writeUInt32BE(signatureData.length, 2);
+  const toHash = Buffer.concat([literal, signatureData, trailer]);
+  const digest = createHash(rsa.hashName).update(toHash).digest();
+  if (signedHashValue[0] !== digest[0] || signedHashValue[1] !== digest[1]) {
+    throw new Error("Signed digest did not match");
+  }
+  let ok: boolean;
+  try {
+    ok = cryptoVerify(
+      rsa.hashName,
+      toHash,
+      { key: rsa.key, padding: constants.RSA_PKCS1_PADDING },
+      rsa.value,
+    );
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new Error("Signature verification failed");
+
+  // openpgp.js judges times at whole seconds (util.normalizeDate).
+  const at = new Date(Math.floor(date.getTime() / 1000) * 1000);
+  if (created > at) throw new Error("Signature creation time is in the future");
+  // A Date, or Infinity when the signature never expires.
+  if (at.getTime() >= Number(packet.getExpirationTime())) throw new Error("Signature is expired");
+  const hashName = rsa.hashName.toUpperCase();
+  if (config.rejectHashAlgorithms.has(packet.hashAlgorithm!)) {
+    throw new Error(`Insecure hash algorithm: ${hashName}`);
+  }
+  if (config.rejectMessageHashAlgorithms.has(packet.hashAlgorithm!)) {
+    throw new Error(`Insecure message hash algorithm: ${hashName}`);
+  }
+  for (const { type, critical } of packet.unknownSubpackets) {
+    if (critical) throw new Error(`Unknown critical signature subpacket type ${type}`);
+  }
+  for (const { name, critical } of packet.rawNotations) {
+    if (critical && !config.knownNotations.includes(name)) {
+      throw new Error(`Unknown critical notation: ${name}`);
+    }
+  }
+  if (packet.revocationKeyClass !== null) {
+    throw new Error(
+      "This key is intended to be revoked with an authorized key, which OpenPGP.js does not support.",
+    );
+  }
+
+  if (signingKey.getCreationTime() > created) throw new Error("Key is newer than the signature");
+  // Whether the key could sign when the signature was made, as openpgp.js judges it.
+  try {
+    await signer.key.getSigningKey(signingKey.getKeyID(), created, undefined, config);
+  } catch (err) {
+    if (
+      config.allowInsecureVerificationWithReformattedKeys &&
+      err instanceof Error &&
+      /Signature creation time is in the future/.test(err.message)
+    ) {
+      await signer.key.getSigningKey(signingKey.getKeyID(), date, undefined, config);
+    } else {
+      throw err;
+    }
+  }
 }
 
 /**
@@ -473,9 +649,10 @@ async function verifyV3(
 /**
  * Checks that a v4 signature packet's lengths add up exactly (RFC 4880 §5.2.3):
  * openpgp.js tolerates some inconsistent framings that gpg and x/crypto reject, and
- * a signature the CVO cannot parse is worthless to carry.
+ * a signature the CVO cannot parse is worthless to carry. Returns where the
+ * algorithm-specific fields (the signature value MPIs) start.
  */
-function checkV4Framing(body: Uint8Array): void {
+function checkV4Framing(body: Uint8Array): number {
   let pos = 4; // version, signature type, public-key algorithm, hash algorithm
   for (const area of ["hashed", "unhashed"]) {
     if (pos + 2 > body.length)
@@ -509,12 +686,14 @@ function checkV4Framing(body: Uint8Array): void {
   }
   pos += 2; // left 16 bits of the hash
   if (pos >= body.length) throw malformed("v4 signature packet: no signature value");
+  const material = pos;
   while (pos < body.length) {
     if (pos + 2 > body.length) throw malformed("v4 signature packet: truncated MPI");
     const bytes = Math.ceil(((body[pos]! << 8) | body[pos + 1]!) / 8);
     pos += 2 + bytes;
     if (pos > body.length) throw malformed("v4 signature packet: an MPI overruns the packet");
   }
+  return material;
 }
 
 /** The node:crypto form of an OpenPGP RSA public key packet (n, e). */
@@ -527,17 +706,30 @@ function rsaPublicKey(
   if ((algorithm !== 1 && algorithm !== 3) || params.n === undefined || params.e === undefined) {
     throw unsupported(`key ${keyId} is not an RSA key, but the v3 signature is RSA`);
   }
-  const key = createPublicKey({
-    key: {
-      kty: "RSA",
-      n: Buffer.from(params.n).toString("base64url"),
-      e: Buffer.from(params.e).toString("base64url"),
-    },
-    format: "jwk",
-  });
+  const key = rsaKeyObject(keyPacket, params.n, params.e);
   // openpgp.js refuses RSA keys under 2047 bits (config.minRSABits); so do we.
   if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2047)
     throw unsupported(`key ${keyId} is an RSA key under 2048 bits`);
+  return key;
+}
+
+/** One KeyObject per OpenPGP key packet, made on first use instead of for every signature. */
+const rsaKeyObjects = new WeakMap<object, KeyObject>();
+
+/** The KeyObject for an RSA key packet's (n, e), made once per packet. */
+function rsaKeyObject(keyPacket: object, n: Uint8Array, e: Uint8Array): KeyObject {
+  let key = rsaKeyObjects.get(keyPacket);
+  if (key === undefined) {
+    key = createPublicKey({
+      key: {
+        kty: "RSA",
+        n: Buffer.from(n).toString("base64url"),
+        e: Buffer.from(e).toString("base64url"),
+      },
+      format: "jwk",
+    });
+    rsaKeyObjects.set(keyPacket, key);
+  }
   return key;
 }
 

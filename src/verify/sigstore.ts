@@ -154,10 +154,31 @@ function sha256(bytes: Uint8Array): Buffer {
   return createHash("sha256").update(bytes).digest();
 }
 
+/** DER SubjectPublicKeyInfo per KeyObject: exporting a key costs more than verifying with it. */
+const spkiDers = new WeakMap<KeyObject, Buffer>();
+
+/** A public key's DER SubjectPublicKeyInfo, exported once per KeyObject (callers only read it). */
+function spkiDer(key: KeyObject): Buffer {
+  let der = spkiDers.get(key);
+  if (der === undefined) {
+    der = key.export({ type: "spki", format: "der" });
+    spkiDers.set(key, der);
+  }
+  return der;
+}
+
 /** The sha256 hex of a public key's DER SubjectPublicKeyInfo: sigstore's key id and Rekor's logID. */
 export function sigstoreKeyId(key: KeyObject): string {
-  return sha256(key.export({ type: "spki", format: "der" })).toString("hex");
+  return sha256(spkiDer(key)).toString("hex");
 }
+
+/**
+ * Keys already loaded, by PEM label and DER. A caller that loads the same key file again
+ * (once per artifact, say) gets the KeyObject made the first time: making one costs
+ * hundreds of microseconds. Only keys that loaded are kept; a bad file is judged each time.
+ */
+const loadedKeys = new Map<string, SigstoreKey>();
+const MAX_LOADED_KEYS = 64;
 
 function keyInvalid(source: string, why: string, cause?: unknown): SigferryError {
   return new SigferryError("KEY_INVALID", `${source}: ${why}`, {
@@ -197,6 +218,9 @@ export function loadSigstoreKey(pem: string | Uint8Array, source: string): Sigst
   if (block.label !== "PUBLIC KEY" && block.label !== "RSA PUBLIC KEY") {
     throw keyInvalid(source, `holds a "${block.label}", not a public key`);
   }
+  const cacheKey = `${block.label}\n${block.der.toString("base64")}`;
+  const loaded = loadedKeys.get(cacheKey);
+  if (loaded !== undefined) return { ...loaded };
   let key: KeyObject;
   try {
     key = createPublicKey({
@@ -218,12 +242,15 @@ export function loadSigstoreKey(pem: string | Uint8Array, source: string): Sigst
       `unsupported key type ${key.asymmetricKeyType ?? "?"} (RSA ≥ 2048, ECDSA P-256/384/521, Ed25519)`,
     );
   }
-  return {
+  const result: SigstoreKey = {
     id: sigstoreKeyId(key),
     algorithm,
     pem: key.export({ type: "spki", format: "pem" }).toString(),
     key,
   };
+  if (loadedKeys.size >= MAX_LOADED_KEYS) loadedKeys.clear();
+  loadedKeys.set(cacheKey, result);
+  return { ...result };
 }
 
 /**
@@ -501,7 +528,7 @@ function verifyLayer(
         rekor = verifyRekorBundle(bundle, trust.rekorKeys, {
           signature,
           payload,
-          publicKeyOrCertDer: key.key.export({ type: "spki", format: "der" }),
+          publicKeyOrCertDer: spkiDer(key.key),
         });
       }
       signer = key.id;
@@ -843,8 +870,8 @@ function allowsCodeSigning(cert: X509Certificate): boolean {
   return eku === undefined || eku.includes(OID_CODE_SIGNING) || eku.includes(OID_ANY_EKU);
 }
 
-function checkExtensions(cert: X509Certificate, role: string): Extension[] {
-  const extensions = certificateExtensions(cert.raw);
+function checkExtensions(cert: X509Certificate, role: string): readonly Extension[] {
+  const extensions = extensionsOf(cert);
   for (const ext of extensions) {
     if (ext.critical && !HANDLED_CRITICAL.has(ext.oid))
       throw invalid(`${role} certificate has unhandled critical extension ${ext.oid}`);
@@ -946,7 +973,7 @@ function maxPathLength(extensions: readonly Extension[]): number | undefined {
 
 /** rfc822Name entries of the SubjectAltName extension, exactly as encoded (Go compares them exactly). */
 function sanEmails(cert: X509Certificate): string[] {
-  const san = certificateExtensions(cert.raw).find((e) => e.oid === OID_SAN);
+  const san = extensionsOf(cert).find((e) => e.oid === OID_SAN);
   if (san === undefined) return [];
   return children(readTlv(san.value, 0).value)
     .filter((n) => n.tag === 0x81)
@@ -955,7 +982,7 @@ function sanEmails(cert: X509Certificate): string[] {
 
 /** The Fulcio v1 issuer extension (raw URL bytes); refuses duplicates as containers/image does. */
 function fulcioIssuer(cert: X509Certificate): string {
-  const found = certificateExtensions(cert.raw).filter((e) => e.oid === OID_FULCIO_ISSUER);
+  const found = extensionsOf(cert).filter((e) => e.oid === OID_FULCIO_ISSUER);
   if (found.length === 0) throw invalid("the Fulcio certificate has no OIDC issuer extension");
   if (found.length > 1)
     throw invalid("the Fulcio certificate has a duplicate OIDC issuer extension");
@@ -1028,6 +1055,19 @@ function oidString(bytes: Uint8Array): string {
     }
   }
   return parts.join(".");
+}
+
+/** Parsed extensions per certificate: trusted roots and intermediates are checked for every artifact. */
+const parsedExtensions = new WeakMap<X509Certificate, readonly Extension[]>();
+
+/** The extensions of a certificate, parsed once per X509Certificate (callers only read them). */
+function extensionsOf(cert: X509Certificate): readonly Extension[] {
+  let extensions = parsedExtensions.get(cert);
+  if (extensions === undefined) {
+    extensions = certificateExtensions(cert.raw);
+    parsedExtensions.set(cert, extensions);
+  }
+  return extensions;
 }
 
 /** The extensions of a DER certificate: Certificate → tbsCertificate → [3] → Extensions (RFC 5280 §4.1). */

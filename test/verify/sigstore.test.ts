@@ -424,6 +424,29 @@ describe("loadSigstoreKey", () => {
     expect(k.id).toBe(createHash("sha256").update(der).digest("hex"));
     expect(sigstoreKeyId(k.key)).toBe(k.id);
   });
+
+  it("gives a key file loaded again (once per artifact, say) the KeyObject made the first time", () => {
+    const first = loadSigstoreKey(pem("derived-cosign-pubkey-empty-image.pem"), "first.pem");
+    const again = loadSigstoreKey(
+      Buffer.from(pem("derived-cosign-pubkey-empty-image.pem")),
+      "again.pem",
+    );
+    expect(again.key).toBe(first.key);
+    expect(again).toEqual(first);
+    // Each caller gets its own record: changing one changes no later load.
+    first.id = "changed";
+    expect(loadSigstoreKey(pem("derived-cosign-pubkey-empty-image.pem"), "x").id).toBe(again.id);
+  });
+
+  it("still refuses an unusable key every time, naming each source", () => {
+    const { publicKey } = generateKeyPairSync("rsa", { modulusLength: 1024 });
+    const weak = publicKey.export({ type: "spki", format: "pem" }).toString();
+    for (const source of ["one.pem", "two.pem"]) {
+      const err = failure(() => loadSigstoreKey(weak, source));
+      expect(err.code).toBe("KEY_INVALID");
+      expect(err.message).toContain(source);
+    }
+  });
 });
 
 /** Builds a one-manifest `.sig` artifact around the given layers. */
