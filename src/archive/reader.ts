@@ -53,7 +53,7 @@ export async function readArchive(
 ): Promise<ReadArchiveResult> {
   const resolved = resolveLimits(limits);
   const file = typeof input === "string" ? input : undefined;
-  const members = openStore(file);
+  const members = spoolOrFail(() => new MemberStore(), file);
   const order: string[] = [];
   const parser = new TarParser(resolved, (name, data) => {
     spoolOrFail(() => members.add(name, data), file);
@@ -158,18 +158,10 @@ export async function readArchive(
   }
 }
 
-/** A spool in the temporary directory, or an error that says where and what to do. */
-function openStore(file: string | undefined): MemberStore {
-  let store: MemberStore | undefined;
-  spoolOrFail(() => {
-    store = new MemberStore();
-  }, file);
-  return store!;
-}
-
-function spoolOrFail(action: () => void, file: string | undefined): void {
+/** Runs a spool operation; a failure becomes an error that says where and what to do. */
+function spoolOrFail<T>(action: () => T, file: string | undefined): T {
   try {
-    action();
+    return action();
   } catch (err) {
     throw new SigferryError(
       "OUTPUT_WRITE_FAILED",
