@@ -159,7 +159,7 @@ export async function readArchive(
 }
 
 /** Runs a spool operation; a failure becomes an error that says where and what to do. */
-function spoolOrFail<T>(action: () => T, file: string | undefined): T {
+export function spoolOrFail<T>(action: () => T, file: string | undefined): T {
   try {
     return action();
   } catch (err) {

@@ -5,7 +5,15 @@
  */
 import pLimit from "p-limit";
 import { writeArchive } from "../archive/writer.js";
-import { assembleBundle, type CollectedOpenPgp, type CollectedSigstore } from "../core/bundle.js";
+import {
+  assembleBundle,
+  type AssembledBundle,
+  type CollectedOpenPgp,
+  type CollectedSigstore,
+  type MemberSink,
+} from "../core/bundle.js";
+import { MemberStore } from "../archive/member-store.js";
+import { spoolOrFail } from "../archive/reader.js";
 import type { BundleRelease, MissingSignature, RejectedSignature } from "../core/bundle-index.js";
 import { sigTag, type Digest } from "../core/digest.js";
 import { SigferryError, isSigferryError } from "../errors.js";
@@ -433,29 +441,46 @@ export async function runCreate(
 
     // ---- assemble and write ----
     const createdAt = sourceDateEpoch() ?? new Date();
-    const bundle = assembleBundle({
-      toolVersion: TOOL_VERSION,
-      createdAt,
-      selection: s.record,
-      sources: { releaseRepo: repoLabel, signatureStores: stores },
-      required,
-      releases,
-      openpgp,
-      sigstore,
-      keys: {
-        openpgp: trust.openpgp.map((k) => ({
-          fingerprint: k.fingerprint,
-          userIds: k.userIds,
-          armored: k.armored,
-        })),
-        sigstore: trust.sigstore.map((k) => ({ id: k.id, algorithm: k.algorithm, pem: k.pem })),
-      },
-      rejected,
-      missing,
-    });
-    reporter.progress("write", 0, 1, output);
-    const written = await writeArchive(output, bundle.members, { mtime: createdAt });
-    reporter.progress("write", 1, 1, output);
+    // The members wait in a spool file, not in memory, until the archive is written.
+    const spool = spoolOrFail(() => new MemberStore(), output);
+    const sink: MemberSink = {
+      add: (path, data) => spoolOrFail(() => spool.add(path, data), output),
+      sha256: (path) => spool.sha256(path),
+      get: (path) => spoolOrFail(() => spool.get(path), output),
+      keys: () => spool.keys(),
+    };
+    let bundle: AssembledBundle;
+    let written: Awaited<ReturnType<typeof writeArchive>>;
+    try {
+      bundle = assembleBundle(
+        {
+          toolVersion: TOOL_VERSION,
+          createdAt,
+          selection: s.record,
+          sources: { releaseRepo: repoLabel, signatureStores: stores },
+          required,
+          releases,
+          openpgp,
+          sigstore,
+          keys: {
+            openpgp: trust.openpgp.map((k) => ({
+              fingerprint: k.fingerprint,
+              userIds: k.userIds,
+              armored: k.armored,
+            })),
+            sigstore: trust.sigstore.map((k) => ({ id: k.id, algorithm: k.algorithm, pem: k.pem })),
+          },
+          rejected,
+          missing,
+        },
+        sink,
+      );
+      reporter.progress("write", 0, 1, output);
+      written = await writeArchive(output, bundle.members, { mtime: createdAt });
+      reporter.progress("write", 1, 1, output);
+    } finally {
+      spool.close();
+    }
 
     // Counted once: filtering the index per release would be quadratic in releases.
     const countBy = (entries: { digest: string }[]): Map<string, number> => {

@@ -1,7 +1,8 @@
 /**
  * Assembles a bundle from verified material: the index, the OCI layout of
  * `.sig` artifacts, the ConfigMaps, REPORT.md and the checksum list, as archive members.
- * Pure: plain data in, plain data out (docs/bundle-format.md is the spec).
+ * Plain data in, plain data out (docs/bundle-format.md is the spec); the member
+ * bytes go to a MemberSink, in memory unless the caller passes a spool.
  */
 import { createHash } from "node:crypto";
 import {
@@ -72,7 +73,45 @@ export interface BundleMember {
 /** The assembled bundle. */
 export interface AssembledBundle {
   index: BundleIndex;
+  /** In path order; each member's `data` is read from the sink when asked for. */
   members: BundleMember[];
+}
+
+/**
+ * Where assembleBundle keeps member bytes while it builds the rest. A
+ * MemberStore (src/archive/member-store.ts) qualifies: `bundle create` passes
+ * one so that the members (about 15 MB at 2000 releases) sit in a spool file
+ * rather than in memory until the archive is written.
+ */
+export interface MemberSink {
+  /** Keeps a new member; returns the sha256 hex of its bytes. */
+  add(path: string, data: Uint8Array): string;
+  sha256(path: string): string | undefined;
+  get(path: string): Uint8Array | undefined;
+  keys(): Iterable<string>;
+}
+
+/** The default sink: a map in memory. */
+class MemoryMembers implements MemberSink {
+  readonly #members = new Map<string, { data: Uint8Array; sha256: string }>();
+
+  add(path: string, data: Uint8Array): string {
+    const sha256 = sha256Hex(data);
+    this.#members.set(path, { data, sha256 });
+    return sha256;
+  }
+
+  sha256(path: string): string | undefined {
+    return this.#members.get(path)?.sha256;
+  }
+
+  get(path: string): Uint8Array | undefined {
+    return this.#members.get(path)?.data;
+  }
+
+  keys(): Iterable<string> {
+    return this.#members.keys();
+  }
 }
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -105,16 +144,21 @@ export function compareReleases(a: BundleRelease, b: BundleRelease): number {
   return byString(a.arch, b.arch) || byString(a.digest, b.digest);
 }
 
-/** Builds the index and every archive member (checksums last) from verified material. */
-export function assembleBundle(input: AssembleInput): AssembledBundle {
-  const members = new Map<string, Uint8Array>();
+/** Builds the index and every archive member (checksums last) from verified material, into `sink`. */
+export function assembleBundle(
+  input: AssembleInput,
+  sink: MemberSink = new MemoryMembers(),
+): AssembledBundle {
   const put = (path: string, data: Uint8Array): void => {
-    const existing = members.get(path);
+    const existing = sink.sha256(path);
+    if (existing === undefined) {
+      sink.add(path, data);
+      return;
+    }
     // The same blob may be named by several artifacts; different bytes under one name is a bug.
-    if (existing && sha256Hex(existing) !== sha256Hex(data)) {
+    if (existing !== sha256Hex(data)) {
       throw new Error(`internal: two different contents for archive member ${path}`);
     }
-    members.set(path, data);
   };
 
   // OpenPGP: de-duplicate identical bytes per digest (two stores serve the same file), number 1..n.
@@ -238,13 +282,17 @@ export function assembleBundle(input: AssembleInput): AssembledBundle {
   put(MEMBER.report, utf8(renderReport(index)));
 
   const checksums = formatChecksums(
-    [...members.entries()].map(([path, data]) => ({ path, sha256: sha256Hex(data) })),
+    [...sink.keys()].map((path) => ({ path, sha256: sink.sha256(path)! })),
   );
   put(MEMBER.checksums, utf8(checksums));
 
-  const list = [...members.entries()]
-    .map(([path, data]) => ({ path, data }))
-    .sort((a, b) => byString(a.path, b.path));
+  const list: BundleMember[] = [...sink.keys()].sort(byString).map((path) => ({
+    path,
+    // Read when the writer gets to it, so a spool's members are in memory one at a time.
+    get data(): Uint8Array {
+      return sink.get(path)!;
+    },
+  }));
   return { index, members: list };
 }
 

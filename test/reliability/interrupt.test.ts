@@ -7,7 +7,7 @@
  * full) fails clearly and leaves no file.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -324,22 +324,79 @@ describe("an output that cannot be written", () => {
     expect(r.stderr).toContain("hint: Check that the output directory exists");
   });
 
-  it("on a full disk (a 4 KiB file size limit): OUTPUT_WRITE_FAILED, and no archive, temp file or sidecar left", async () => {
-    const out = path.join(dir, "full.tar");
+  /** Runs create under `ulimit -f <kib>`: a write past the limit fails with EFBIG, as a full disk fails with ENOSPC. */
+  async function createWithFileLimit(
+    out: string,
+    kib: number,
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<{ code: number; stderr: string }> {
     const args = createArgs(out, ["--release", world.data.good[0]!.version]);
     const quoted = args.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
-    // RLIMIT_FSIZE: a write past 4 KiB fails with EFBIG, as a full disk fails with ENOSPC.
-    const r = await execFileP(
+    return execFileP(
       "bash",
-      ["-c", `ulimit -f 4; exec '${process.execPath}' bin/sigferry.js ${quoted}`],
-      { cwd: REPO_ROOT, env: { ...process.env, ...FAST_NET_ENV } },
+      ["-c", `ulimit -f ${kib}; exec '${process.execPath}' bin/sigferry.js ${quoted}`],
+      { cwd: REPO_ROOT, env: { ...process.env, ...FAST_NET_ENV, ...env } },
     ).then(
       () => ({ code: 0, stderr: "" }),
       (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
     );
+  }
+
+  it("on a full disk where the archive goes: OUTPUT_WRITE_FAILED, and no archive, temp file or sidecar left", async () => {
+    // The members are spooled before the archive is written, and the archive is
+    // larger than the spool (a 512-byte header and padding per member), so a
+    // limit between the two sizes fails the archive and not the spool.
+    const ok = path.join(dir, "sized.tar");
+    expect(
+      (
+        await runCli(createArgs(ok, ["--release", world.data.good[0]!.version]), {
+          env: FAST_NET_ENV,
+        })
+      ).code,
+    ).toBe(0);
+    const archiveBytes = (await stat(ok)).size;
+    const read = await readArchive(ok);
+    const spoolBytes = read.members.bytes;
+    read.members.close();
+    const kib = Math.ceil(spoolBytes / 1024) + 1;
+    expect(kib * 1024).toBeLessThan(archiveBytes);
+    await rm(ok);
+    await rm(`${ok}.sha256`, { force: true });
+
+    const out = path.join(dir, "full.tar");
+    const r = await createWithFileLimit(out, kib);
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain(`error: cannot write ${out}`);
     expect(r.stderr).toMatch(/EFBIG|too large/i);
     expect(await filesLike("full.")).toEqual([]);
+  });
+
+  it("on a full disk where the spool goes: OUTPUT_WRITE_FAILED naming the temporary directory, and nothing left", async () => {
+    const spoolDir = await mkdtemp(path.join(os.tmpdir(), "sigferry-spool-"));
+    try {
+      const out = path.join(dir, "full-spool.tar");
+      const r = await createWithFileLimit(out, 4, { TMPDIR: spoolDir });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`cannot keep the members in a spool file under ${spoolDir}`);
+      expect(r.stderr).toMatch(/EFBIG|too large/i);
+      expect(r.stderr).toContain("set TMPDIR");
+      expect(await filesLike("full-spool.")).toEqual([]);
+      expect(await readdir(spoolDir)).toEqual([]);
+    } finally {
+      await rm(spoolDir, { recursive: true, force: true });
+    }
+  });
+
+  it("with TMPDIR pointing nowhere: OUTPUT_WRITE_FAILED (exit 2) naming it, and no archive", async () => {
+    const missing = path.join(dir, "no-such-tmp");
+    const out = path.join(dir, "no-tmp.tar");
+    const r = await runCli(createArgs(out, ["--release", world.data.good[0]!.version, "--json"]), {
+      env: { ...FAST_NET_ENV, TMPDIR: missing },
+    });
+    expect(r.code).toBe(2);
+    const doc = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+    expect(doc.error.code).toBe("OUTPUT_WRITE_FAILED");
+    expect(doc.error.message).toContain(missing);
+    expect(await filesLike("no-tmp.")).toEqual([]);
   });
 });
