@@ -11,7 +11,7 @@
  *   (https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#response-status-kind);
  *   their message and causes name the object, verb and fields, never a secret.
  */
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from "undici";
+import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from "../net/undici.js";
 import { SigferryError, type ErrorCode } from "../errors.js";
 import { resolveNetPolicy, type NetPolicy } from "../net/policy.js";
 import {

@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { rootCertificates } from "node:tls";
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from "undici";
+import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from "../net/undici.js";
 import { isDigest, type Digest } from "../core/digest.js";
 import { SigferryError, type ErrorCode, type ErrorDetails } from "../errors.js";
 import { resolveNetPolicy, type NetPolicy } from "../net/policy.js";

@@ -3,7 +3,7 @@
  * by bundle create/apply, check and the test world.
  * Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md
  */
-import type { Dispatcher } from "undici";
+import type { Dispatcher } from "../net/undici.js";
 import type { Digest } from "../core/digest.js";
 import type { NetPolicy } from "../net/policy.js";
 import type { RetryEvent } from "../net/retry.js";

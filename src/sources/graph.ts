@@ -7,7 +7,7 @@
  * no versions, 404 for one that does not exist); we show both fields. Redirects
  * are not followed: pass the final URL as --graph-url.
  */
-import { Agent, request, type Dispatcher } from "undici";
+import { Agent, request, type Dispatcher } from "../net/undici.js";
 import { parseGraph, type UpdateGraph } from "../core/graph.js";
 import { graphArch, parseReleaseArch } from "../core/reference.js";
 import { SigferryError } from "../errors.js";

@@ -7,7 +7,7 @@
  * first 404, go on past other errors, and read at most 50 KiB of each. Unlike
  * oc-mirror (which fetches only signature-1) we fetch until the store says 404.
  */
-import { Agent, request, type Dispatcher } from "undici";
+import { Agent, request, type Dispatcher } from "../net/undici.js";
 import { storeDirName, type Digest } from "../core/digest.js";
 import { SigferryError } from "../errors.js";
 import { sourceTransportError } from "../net/errors.js";

@@ -4,7 +4,7 @@
  * they match the fingerprints pinned in src/core/trust.ts.
  */
 import { readFile } from "node:fs/promises";
-import { request, type Dispatcher } from "undici";
+import { Agent, request, type Dispatcher } from "../net/undici.js";
 import { SigferryError } from "../errors.js";
 import {
   REDHAT_BETA_KEY_2,
@@ -50,11 +50,15 @@ export async function readKeyFile(file: string): Promise<Uint8Array> {
   }
 }
 
-async function fetchText(url: string, options: LoadTrustOptions): Promise<string> {
+async function fetchText(
+  url: string,
+  dispatcher: Dispatcher,
+  signal: AbortSignal | undefined,
+): Promise<string> {
   try {
     const res = await request(url, {
-      dispatcher: options.dispatcher,
-      signal: options.signal,
+      dispatcher,
+      signal,
       headersTimeout: 30_000,
       bodyTimeout: 30_000,
     });
@@ -94,34 +98,44 @@ export async function loadKeyFiles(options: {
 export async function loadTrust(options: LoadTrustOptions): Promise<TrustedKeys> {
   let { openpgp, sigstore } = await loadKeyFiles(options);
   const origin = { openpgp: "none", sigstore: "none" };
-
-  if (options.keyring && options.keyring.length > 0) {
-    origin.openpgp = options.keyring.join(", ");
-  } else if (options.fetchPublished) {
-    const text = await fetchText(REDHAT_OPENPGP_KEY_URL, options);
-    // The published file may hold several keys: only pinned fingerprints are taken.
-    openpgp = selectPinned(await loadOpenPgpKeys(text, REDHAT_OPENPGP_KEY_URL), [
-      REDHAT_RELEASE_KEY_2,
-      REDHAT_BETA_KEY_2,
-    ]);
-    origin.openpgp = `${REDHAT_OPENPGP_KEY_URL} (pinned)`;
-  }
-
-  if (options.sigstoreKey && options.sigstoreKey.length > 0) {
-    origin.sigstore = options.sigstoreKey.join(", ");
-  } else if (options.fetchPublished) {
-    const text = await fetchText(REDHAT_SIGSTORE_KEY_URL, options);
-    const key = loadSigstoreKey(text, REDHAT_SIGSTORE_KEY_URL);
-    // Accept fetched key material only when it is the pinned key (DOMAIN.md: pin fingerprints in code).
-    if (key.id !== REDHAT_SIGSTORE_KEY_ID) {
-      throw new SigferryError(
-        "KEY_PIN_MISMATCH",
-        `the key served at ${REDHAT_SIGSTORE_KEY_URL} has id ${key.id}, not the pinned ${REDHAT_SIGSTORE_KEY_ID}`,
-        { details: { url: REDHAT_SIGSTORE_KEY_URL } },
-      );
+  // Without a caller's dispatcher, one of our own for these downloads, closed
+  // when done (there is no global one: see src/net/undici.ts).
+  let own: Agent | undefined;
+  const fetchPublished = (url: string): Promise<string> => {
+    const dispatcher = options.dispatcher ?? (own ??= new Agent());
+    return fetchText(url, dispatcher, options.signal);
+  };
+  try {
+    if (options.keyring && options.keyring.length > 0) {
+      origin.openpgp = options.keyring.join(", ");
+    } else if (options.fetchPublished) {
+      const text = await fetchPublished(REDHAT_OPENPGP_KEY_URL);
+      // The published file may hold several keys: only pinned fingerprints are taken.
+      openpgp = selectPinned(await loadOpenPgpKeys(text, REDHAT_OPENPGP_KEY_URL), [
+        REDHAT_RELEASE_KEY_2,
+        REDHAT_BETA_KEY_2,
+      ]);
+      origin.openpgp = `${REDHAT_OPENPGP_KEY_URL} (pinned)`;
     }
-    sigstore = [key];
-    origin.sigstore = `${REDHAT_SIGSTORE_KEY_URL} (pinned)`;
+
+    if (options.sigstoreKey && options.sigstoreKey.length > 0) {
+      origin.sigstore = options.sigstoreKey.join(", ");
+    } else if (options.fetchPublished) {
+      const text = await fetchPublished(REDHAT_SIGSTORE_KEY_URL);
+      const key = loadSigstoreKey(text, REDHAT_SIGSTORE_KEY_URL);
+      // Accept fetched key material only when it is the pinned key (DOMAIN.md: pin fingerprints in code).
+      if (key.id !== REDHAT_SIGSTORE_KEY_ID) {
+        throw new SigferryError(
+          "KEY_PIN_MISMATCH",
+          `the key served at ${REDHAT_SIGSTORE_KEY_URL} has id ${key.id}, not the pinned ${REDHAT_SIGSTORE_KEY_ID}`,
+          { details: { url: REDHAT_SIGSTORE_KEY_URL } },
+        );
+      }
+      sigstore = [key];
+      origin.sigstore = `${REDHAT_SIGSTORE_KEY_URL} (pinned)`;
+    }
+  } finally {
+    await own?.close();
   }
   return { openpgp, sigstore, origin };
 }
