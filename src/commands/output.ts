@@ -9,6 +9,7 @@
  * describes them all.
  */
 import { redact } from "../redact.js";
+import { jsonChunks } from "./json-stream.js";
 
 /** The version of the --json documents (docs/schema/sigferry-output.schema.json). */
 export const JSON_SCHEMA_VERSION = 1;
@@ -94,13 +95,22 @@ export class Reporter {
     if (!this.json) this.#streams.stdout.write(redact(text.endsWith("\n") ? text : `${text}\n`));
   }
 
-  /** The --json document on stdout, wrapped with schemaVersion and command. */
+  /**
+   * The --json document on stdout, wrapped with schemaVersion and command.
+   * Written and redacted piece by piece: for thousands of releases the
+   * document runs to megabytes, and building, redacting and encoding it whole
+   * raised the peak memory at the very end of the run.
+   */
   resultJson(value: object): void {
-    if (this.json) {
-      this.#streams.stdout.write(
-        `${redact(JSON.stringify(jsonDocument(this.command, value), null, 2))}\n`,
-      );
+    if (!this.json) return;
+    // No backpressure handling, so that this stays synchronous for its callers:
+    // files and terminals take each write synchronously, and a pipe does while
+    // its reader keeps up. A pipe whose reader lags queues the pieces in
+    // memory, which is no more than the single write this replaced held.
+    for (const chunk of jsonChunks(jsonDocument(this.command, value))) {
+      this.#streams.stdout.write(redact(chunk));
     }
+    this.#streams.stdout.write("\n");
   }
 
   /** An informational line on stderr (hidden by --quiet). */
