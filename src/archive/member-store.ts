@@ -98,6 +98,31 @@ export class MemberStore implements ReadonlyMap<string, Uint8Array> {
       size: data.byteLength,
       sha256,
     });
+    this.#append(data);
+    return sha256;
+  }
+
+  /**
+   * Adds a member given in parts, in order (a large document encoded piece by
+   * piece, never whole in memory); returns its sha256 hex.
+   */
+  addParts(name: string, parts: Iterable<Uint8Array>): string {
+    if (this.#closed) throw new Error("internal: member store is closed");
+    const hash = createHash("sha256");
+    const offset = this.#end + this.#pendingBytes;
+    let size = 0;
+    for (const part of parts) {
+      hash.update(part);
+      size += part.byteLength;
+      this.#append(part);
+    }
+    const sha256 = hash.digest("hex");
+    this.#slots.set(name, { offset, size, sha256 });
+    return sha256;
+  }
+
+  /** Puts bytes at the end of the spool (through the batch buffer); members are contiguous. */
+  #append(data: Uint8Array): void {
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     if (this.#pendingBytes + bytes.length > this.#pending.length) this.#flush();
     if (bytes.length >= this.#pending.length) {
@@ -106,7 +131,6 @@ export class MemberStore implements ReadonlyMap<string, Uint8Array> {
       bytes.copy(this.#pending, this.#pendingBytes);
       this.#pendingBytes += bytes.length;
     }
-    return sha256;
   }
 
   /** The sha256 hex of a member's bytes, computed when it was added. */

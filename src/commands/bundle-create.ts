@@ -445,6 +445,7 @@ export async function runCreate(
     const spool = spoolOrFail(() => new MemberStore(), output);
     const sink: MemberSink = {
       add: (path, data) => spoolOrFail(() => spool.add(path, data), output),
+      addParts: (path, parts) => spoolOrFail(() => spool.addParts(path, parts), output),
       sha256: (path) => spool.sha256(path),
       get: (path) => spoolOrFail(() => spool.get(path), output),
       keys: () => spool.keys(),

@@ -9,7 +9,7 @@
  * describes them all.
  */
 import { redact } from "../redact.js";
-import { jsonChunks } from "./json-stream.js";
+import { jsonChunks } from "../core/json-stream.js";
 
 /** The version of the --json documents (docs/schema/sigferry-output.schema.json). */
 export const JSON_SCHEMA_VERSION = 1;

@@ -19,6 +19,7 @@ import {
   type SigstoreLayerEntry,
 } from "./bundle-index.js";
 import { formatChecksums } from "./checksums.js";
+import { jsonChunks } from "./json-stream.js";
 import { digestDashed, digestHex, sigTag, storeDirName, type Digest } from "./digest.js";
 import { SIGNATURE_NAMESPACE, configMapToYaml, signatureConfigMap } from "./manifests.js";
 import { renderReport } from "./report.js";
@@ -86,6 +87,8 @@ export interface AssembledBundle {
 export interface MemberSink {
   /** Keeps a new member; returns the sha256 hex of its bytes. */
   add(path: string, data: Uint8Array): string;
+  /** Keeps a new member given in parts, in order; returns the sha256 hex of its bytes. */
+  addParts(path: string, parts: Iterable<Uint8Array>): string;
   sha256(path: string): string | undefined;
   get(path: string): Uint8Array | undefined;
   keys(): Iterable<string>;
@@ -99,6 +102,10 @@ class MemoryMembers implements MemberSink {
     const sha256 = sha256Hex(data);
     this.#members.set(path, { data, sha256 });
     return sha256;
+  }
+
+  addParts(path: string, parts: Iterable<Uint8Array>): string {
+    return this.add(path, Buffer.concat([...parts]));
   }
 
   sha256(path: string): string | undefined {
@@ -277,7 +284,9 @@ export function assembleBundle(
       (a, b) => byString(a.digest, b.digest) || byString(a.kind, b.kind),
     ),
   };
-  put(MEMBER.index, utf8(`${JSON.stringify(index, null, 2)}\n`));
+  // Piece by piece: at 2000 releases the index is 5 MB of text, and whole (as
+  // a string and again as bytes) it set the peak memory of `bundle create`.
+  sink.addParts(MEMBER.index, indexParts(index));
   // The change-ticket summary, generated from the index alone so a reader can regenerate and compare it.
   put(MEMBER.report, utf8(renderReport(index)));
 
@@ -299,4 +308,12 @@ export function assembleBundle(
 /** The ConfigMap name sigferry (like `oc adm release mirror`) gives a release digest. */
 export function configMapName(digest: Digest): string {
   return digestDashed(digest);
+}
+
+/** index.json as UTF-8 pieces: JSON.stringify(index, null, 2) and a newline, never whole. */
+function* indexParts(index: BundleIndex): Generator<Uint8Array> {
+  const encoder = new TextEncoder();
+  // Pieces end between members, never inside a string, so each encodes on its own.
+  for (const piece of jsonChunks(index)) yield encoder.encode(piece);
+  yield encoder.encode("\n");
 }

@@ -19,6 +19,34 @@ afterAll(async () => {
 });
 
 describe("MemberStore", () => {
+  it("takes a member in parts, across write batches, between whole members, as if given whole", () => {
+    const store = new MemberStore(dir);
+    try {
+      const before = randomBytes(1000);
+      // Parts small and large: some fill the batch buffer, one is larger than it.
+      const parts = [
+        randomBytes(10),
+        randomBytes(700_000),
+        randomBytes(500_000),
+        randomBytes((1 << 20) + 5),
+        Buffer.alloc(0),
+        randomBytes(3),
+      ];
+      const whole = Buffer.concat(parts);
+      const after = randomBytes(2000);
+      store.add("before", before);
+      expect(store.addParts("doc", parts)).toBe(sha256(whole));
+      store.add("after", after);
+      expect(Buffer.from(store.get("doc")!).equals(whole)).toBe(true);
+      expect(store.sizeOf("doc")).toBe(whole.length);
+      expect(Buffer.from(store.get("before")!).equals(before)).toBe(true);
+      expect(Buffer.from(store.get("after")!).equals(after)).toBe(true);
+      expect(store.bytes).toBe(before.length + whole.length + after.length);
+    } finally {
+      store.close();
+    }
+  });
+
   it("gives back every member byte for byte, across write batches, with its sha256 and size", () => {
     const store = new MemberStore(dir);
     try {

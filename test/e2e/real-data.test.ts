@@ -445,12 +445,15 @@ describe("assembling into a spool, as bundle create does", () => {
     for (const [file, parts] of assembled) {
       const spool = new MemberStore();
       try {
-        const { members } = assembleBundle(parts, spool);
+        const { members, index } = assembleBundle(parts, spool);
         // The members' bytes are in the spool file, not held by the list.
         expect(spool.size).toBe(members.length);
         const again = file.replace(/(\.tar(\.gz)?)$/, ".spooled$1");
         await writeArchive(again, members, { mtime: CREATED });
         expect(Buffer.compare(await readFile(again), await readFile(file)), file).toBe(0);
+        // index.json went to the spool in pieces; whole, it is the index pretty-printed.
+        const indexMember = members.find((m) => m.path === "index.json")!;
+        expect(text(indexMember.data)).toBe(`${JSON.stringify(index, null, 2)}\n`);
       } finally {
         spool.close();
       }

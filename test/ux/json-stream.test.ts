@@ -6,7 +6,7 @@
  */
 import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
-import { jsonChunks } from "../../src/commands/json-stream.js";
+import { jsonChunks } from "../../src/core/json-stream.js";
 import { Reporter, jsonDocument } from "../../src/commands/output.js";
 import { clearSecrets, redact, registerSecret } from "../../src/redact.js";
 
