@@ -267,12 +267,37 @@ function startProbes(
       );
     }
   }
+  const names = [...new Set(index.sigstore.map((a) => a.tag))];
+  const head = (tag: string): Promise<{ digest?: Digest } | undefined> =>
+    limit(() => client.headManifest(repo, tag));
   const tags = new Map<string, Promise<{ digest?: Digest } | undefined>>();
-  for (const a of index.sigstore) {
-    if (!tags.has(a.tag)) tags.set(a.tag, quiet(limit(() => client.headManifest(repo, a.tag))));
+  if (names.length < LIST_TAGS_FROM) {
+    for (const tag of names) tags.set(tag, quiet(head(tag)));
+    return { images, tags };
+  }
+  // One listing says which tags exist; only those need a HEAD for their digest.
+  // On a first push that saves a request per artifact (HEAD answering 404), for
+  // one request per page of tags. A listing that fails is not an error: every
+  // tag gets its HEAD, as with few tags.
+  const listed = limit(() => client.listTags(repo)).then(
+    (all) => new Set(all),
+    () => undefined,
+  );
+  for (const tag of names) {
+    tags.set(
+      tag,
+      quiet(
+        listed.then((present) =>
+          present === undefined || present.has(tag) ? head(tag) : undefined,
+        ),
+      ),
+    );
   }
   return { images, tags };
 }
+
+/** From this many `.sig` tags up, apply lists the repository's tags instead of a HEAD per tag. */
+export const LIST_TAGS_FROM = 16;
 
 /** Pushes every `.sig` artifact (blobs first, then the manifest) unless the tag already holds it. */
 async function pushArtifacts(
