@@ -32,6 +32,11 @@ import { DEFAULT_LIMITS } from "./limits.js";
 export interface ArchiveMember {
   path: string;
   data: Uint8Array;
+  /**
+   * `data.byteLength`, when known without reading `data`: members read from a
+   * spool on demand are then read once, when written, not also when checked.
+   */
+  size?: number;
 }
 
 /** Options for writeArchive. */
@@ -172,11 +177,9 @@ async function streamTar(
   const produce = (async () => {
     for (const member of members) {
       await new Promise<void>((resolve, reject) => {
-        const data = Buffer.from(
-          member.data.buffer,
-          member.data.byteOffset,
-          member.data.byteLength,
-        );
+        // Read once: a member from a spool is read from disk each time `data` is asked for.
+        const bytes = member.data;
+        const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         // Every field set explicitly: tar-stream fills in `new Date()` for a
         // missing mtime, and a type from the mode.
         const entry = pack.entry(
@@ -251,6 +254,8 @@ function isEcho(err: unknown): boolean {
   return (
     code === "ABORT_ERR" ||
     code === "ERR_STREAM_PREMATURE_CLOSE" ||
+    // streamx (under tar-stream), when the pack was torn down because a member could not be read.
+    code === "STREAM_DESTROYED" ||
     (err instanceof Error && err.name === "AbortError")
   );
 }
@@ -308,14 +313,15 @@ function checkMembers(members: readonly ArchiveMember[]): ArchiveMember[] {
         { details: { member: member.path } },
       );
     }
-    if (member.data.byteLength > DEFAULT_LIMITS.maxEntrySize) {
+    const size = member.size ?? member.data.byteLength;
+    if (size > DEFAULT_LIMITS.maxEntrySize) {
       throw new SigferryError(
         "ARCHIVE_LIMIT",
-        `refusing to write member ${quotePath(member.path)}: ${member.data.byteLength} bytes, more than the ${DEFAULT_LIMITS.maxEntrySize} the reader accepts`,
+        `refusing to write member ${quotePath(member.path)}: ${size} bytes, more than the ${DEFAULT_LIMITS.maxEntrySize} the reader accepts`,
         { details: { member: member.path } },
       );
     }
-    total += 512 + Math.ceil(member.data.byteLength / 512) * 512;
+    total += 512 + Math.ceil(size / 512) * 512;
   }
   if (total > DEFAULT_LIMITS.maxTotalSize) {
     throw new SigferryError(

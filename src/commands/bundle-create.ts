@@ -447,6 +447,7 @@ export async function runCreate(
       add: (path, data) => spoolOrFail(() => spool.add(path, data), output),
       addParts: (path, parts) => spoolOrFail(() => spool.addParts(path, parts), output),
       sha256: (path) => spool.sha256(path),
+      sizeOf: (path) => spool.sizeOf(path),
       get: (path) => spoolOrFail(() => spool.get(path), output),
       keys: () => spool.keys(),
     };

@@ -22,7 +22,7 @@ import { formatChecksums } from "./checksums.js";
 import { jsonChunks } from "./json-stream.js";
 import { digestDashed, digestHex, sigTag, storeDirName, type Digest } from "./digest.js";
 import { SIGNATURE_NAMESPACE, configMapToYaml, signatureConfigMap } from "./manifests.js";
-import { renderReport } from "./report.js";
+import { reportParts } from "./report.js";
 import { compareVersions } from "./version.js";
 
 /** A verified OpenPGP signature ready to be carried. */
@@ -69,6 +69,7 @@ export interface AssembleInput {
 export interface BundleMember {
   path: string;
   data: Uint8Array;
+  size: number;
 }
 
 /** The assembled bundle. */
@@ -90,6 +91,7 @@ export interface MemberSink {
   /** Keeps a new member given in parts, in order; returns the sha256 hex of its bytes. */
   addParts(path: string, parts: Iterable<Uint8Array>): string;
   sha256(path: string): string | undefined;
+  sizeOf(path: string): number | undefined;
   get(path: string): Uint8Array | undefined;
   keys(): Iterable<string>;
 }
@@ -110,6 +112,10 @@ class MemoryMembers implements MemberSink {
 
   sha256(path: string): string | undefined {
     return this.#members.get(path)?.sha256;
+  }
+
+  sizeOf(path: string): number | undefined {
+    return this.#members.get(path)?.data.byteLength;
   }
 
   get(path: string): Uint8Array | undefined {
@@ -288,7 +294,7 @@ export function assembleBundle(
   // a string and again as bytes) it set the peak memory of `bundle create`.
   sink.addParts(MEMBER.index, indexParts(index));
   // The change-ticket summary, generated from the index alone so a reader can regenerate and compare it.
-  put(MEMBER.report, utf8(renderReport(index)));
+  sink.addParts(MEMBER.report, reportParts(index));
 
   const checksums = formatChecksums(
     [...sink.keys()].map((path) => ({ path, sha256: sink.sha256(path)! })),
@@ -297,6 +303,7 @@ export function assembleBundle(
 
   const list: BundleMember[] = [...sink.keys()].sort(byString).map((path) => ({
     path,
+    size: sink.sizeOf(path)!,
     // Read when the writer gets to it, so a spool's members are in memory one at a time.
     get data(): Uint8Array {
       return sink.get(path)!;

@@ -105,6 +105,33 @@ function openpgpSigners(index: BundleIndex): (fingerprint: string) => string {
 
 /** Renders REPORT.md for an index; with `options.unverified`, the variant `bundle inspect` prints. */
 export function renderReport(index: BundleIndex, options: ReportOptions = {}): string {
+  return `${reportLines(index, options).join("\n")}\n`;
+}
+
+/**
+ * REPORT.md as UTF-8 pieces of about `pieceSize` characters, cut at line ends:
+ * the same bytes as renderReport, without the whole document as one string
+ * and again as bytes (2.3 MB each at 2000 releases).
+ */
+export function* reportParts(
+  index: BundleIndex,
+  options: ReportOptions = {},
+  pieceSize = 65536,
+): Generator<Uint8Array> {
+  const encoder = new TextEncoder();
+  let piece = "";
+  for (const line of reportLines(index, options)) {
+    piece += `${line}\n`;
+    if (piece.length >= pieceSize) {
+      yield encoder.encode(piece);
+      piece = "";
+    }
+  }
+  if (piece !== "") yield encoder.encode(piece);
+}
+
+/** The lines of REPORT.md, without line ends. */
+function reportLines(index: BundleIndex, options: ReportOptions): string[] {
   const out: string[] = [];
   const labelFor = releaseLabels(index);
   const openpgpSigner = openpgpSigners(index);
@@ -391,5 +418,5 @@ export function renderReport(index: BundleIndex, options: ReportOptions = {}): s
       "The signing keys are not Red Hat's pinned keys: bring the public keys with the fingerprints above by a separate, trusted path (the copies under `keys/` in this archive prove nothing).",
     );
   }
-  return `${out.join("\n")}\n`;
+  return out;
 }

@@ -345,6 +345,36 @@ try {
     expect(await listDir(dir)).toEqual([]);
   });
 
+  it("checks members by their declared size and reads each member's bytes once, when it writes it", async () => {
+    const dir = await tempDir();
+    // A member too large by its declared size is refused before any bytes are read.
+    const unread = {
+      path: "big",
+      size: DEFAULT_LIMITS.maxEntrySize + 1,
+      get data(): Uint8Array {
+        throw new Error("read while checking");
+      },
+    };
+    const err = await rejection(writeArchive(join(dir, "a.tar"), [unread], { mtime: MTIME }));
+    expect(err.code).toBe("ARCHIVE_LIMIT");
+    // Members read on demand (as from a spool) are read exactly once each.
+    const reads = new Map<string, number>();
+    const lazy = MEMBERS.map((m) => ({
+      path: m.path,
+      size: m.data.byteLength,
+      get data(): Uint8Array {
+        reads.set(m.path, (reads.get(m.path) ?? 0) + 1);
+        return m.data;
+      },
+    }));
+    await writeArchive(join(dir, "b.tar"), lazy, { mtime: MTIME });
+    await writeArchive(join(dir, "c.tar"), MEMBERS, { mtime: MTIME });
+    expect([...reads.values()]).toEqual(MEMBERS.map(() => 1));
+    expect((await readFile(join(dir, "b.tar"))).equals(await readFile(join(dir, "c.tar")))).toBe(
+      true,
+    );
+  });
+
   it("refuses an mtime tar-stream cannot encode (after 2038-01-19) with USAGE", async () => {
     const dir = await tempDir();
     for (const mtime of [new Date("2040-01-01T00:00:00Z"), new Date(-1000), new Date(NaN)]) {

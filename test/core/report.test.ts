@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import type { BundleIndex } from "../../src/core/bundle-index.js";
 import type { Digest } from "../../src/core/digest.js";
-import { renderReport } from "../../src/core/report.js";
+import { renderReport, reportParts } from "../../src/core/report.js";
 
 const d = (c: string): Digest => `sha256:${c.repeat(64)}`;
 const KEY_A = "AAAA000000000000000000000000000000000000";
@@ -117,5 +117,16 @@ describe("renderReport cells", () => {
 
   it("gives the same bytes every time", () => {
     expect(renderReport(index())).toBe(renderReport(index()));
+  });
+
+  it("gives the same bytes in pieces (as bundle create spools it), each piece whole lines", () => {
+    const whole = Buffer.from(renderReport(index()), "utf8");
+    for (const size of [1, 50, 65536]) {
+      const pieces = [...reportParts(index(), {}, size)].map((p) => Buffer.from(p));
+      expect(Buffer.concat(pieces).equals(whole), `piece size ${size}`).toBe(true);
+      // Cut at line ends only, so no character (a surrogate pair included) is split.
+      for (const p of pieces) expect(p.at(-1)).toBe(0x0a);
+      if (size === 1) expect(pieces.length).toBe(whole.toString("utf8").split("\n").length - 1);
+    }
   });
 });
