@@ -244,6 +244,13 @@ export class SigferryError extends Error {
   }
 }
 
+/** What an operating-system error says, led by its code ("ENOSPC: no space left on device"). */
+export function osReason(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const message = String(e.message ?? err);
+  return e.code === undefined || message.startsWith(e.code) ? message : `${e.code}: ${message}`;
+}
+
 /** True when `err` is a SigferryError, optionally with one of the given codes. */
 export function isSigferryError(err: unknown, ...codes: ErrorCode[]): err is SigferryError {
   return err instanceof SigferryError && (codes.length === 0 || codes.includes(err.code));

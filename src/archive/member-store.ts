@@ -1,8 +1,9 @@
 /**
- * Where the members of an archive being read are kept: not in memory but in a
- * private spool file, so a bundle of any size is read with flat memory (a few
- * hundred bytes of bookkeeping per member). Each member is hashed as it
- * arrives, so the checksum check needs no second pass over the bytes.
+ * Where the members of an archive being read (or, in `bundle create`, being
+ * assembled) are kept: not in memory but in a private spool file, so a bundle
+ * of any size is handled with flat memory (a few hundred bytes of bookkeeping
+ * per member). Each member is hashed as it arrives, so the checksum check and
+ * the checksum list need no second pass over the bytes.
  *
  * The spool is created in the temporary directory and unlinked at once where
  * the platform allows it (POSIX), so nothing is left behind even when the
@@ -16,6 +17,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { SigferryError, osReason } from "../errors.js";
 
 /** Where one member lies in the spool. */
 interface Slot {
@@ -72,11 +74,20 @@ export class MemberStore implements ReadonlyMap<string, Uint8Array> {
   #pending: Buffer = Buffer.allocUnsafeSlow(WRITE_BATCH);
   #pendingBytes = 0;
   #closed = false;
+  readonly #dir: string;
+  readonly #for: string;
 
-  constructor(dir: string = tmpdir()) {
+  /**
+   * A spool in `dir` for the members of `forFile` (the archive read or
+   * written, named in errors). A spool that cannot be created, written or read
+   * is OUTPUT_WRITE_FAILED naming the directory.
+   */
+  constructor(dir: string = tmpdir(), forFile = "archive") {
+    this.#dir = dir;
+    this.#for = forFile;
     const file = path.join(dir, `sigferry-spool-${process.pid}-${randomBytes(6).toString("hex")}`);
     // `wx+`: never reuse a file that happens to exist under the name; 0600: the bytes are the user's.
-    const fd = openSync(file, "wx+", 0o600);
+    const fd = this.#io(() => openSync(file, "wx+", 0o600));
     let kept: string | undefined;
     try {
       unlinkSync(file);
@@ -165,7 +176,9 @@ export class MemberStore implements ReadonlyMap<string, Uint8Array> {
     const out = Buffer.allocUnsafeSlow(slot.size);
     let done = 0;
     while (done < slot.size) {
-      const n = readSync(this.#held.fd, out, done, slot.size - done, slot.offset + done);
+      const n = this.#io(() =>
+        readSync(this.#held.fd, out, done, slot.size - done, slot.offset + done),
+      );
       if (n === 0) throw new Error(`internal: spool ended early reading ${name}`);
       done += n;
     }
@@ -228,8 +241,23 @@ export class MemberStore implements ReadonlyMap<string, Uint8Array> {
   #write(bytes: Buffer): void {
     let done = 0;
     while (done < bytes.length) {
-      done += writeSync(this.#held.fd, bytes, done, bytes.length - done, this.#end + done);
+      done += this.#io(() =>
+        writeSync(this.#held.fd, bytes, done, bytes.length - done, this.#end + done),
+      );
     }
     this.#end += bytes.length;
+  }
+
+  /** Runs one file operation on the spool; its failure says where, and what to do. */
+  #io<T>(operation: () => T): T {
+    try {
+      return operation();
+    } catch (err) {
+      throw new SigferryError(
+        "OUTPUT_WRITE_FAILED",
+        `${this.#for}: cannot keep the members in a spool file under ${this.#dir}: ${osReason(err)} (set TMPDIR to a writable directory with room for the unpacked archive)`,
+        { cause: err, details: { file: this.#dir } },
+      );
+    }
   }
 }

@@ -8,12 +8,11 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, lstatSync, realpathSync } from "node:fs";
-import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
-import { SigferryError, isSigferryError } from "../errors.js";
+import { SigferryError, isSigferryError, osReason } from "../errors.js";
 import { memberPathProblem, quotePath } from "../core/member-path.js";
 import { type ArchiveLimits, resolveLimits } from "./limits.js";
 import { MemberStore } from "./member-store.js";
@@ -53,10 +52,10 @@ export async function readArchive(
 ): Promise<ReadArchiveResult> {
   const resolved = resolveLimits(limits);
   const file = typeof input === "string" ? input : undefined;
-  const members = spoolOrFail(() => new MemberStore(), file);
+  const members = new MemberStore(undefined, file);
   const order: string[] = [];
   const parser = new TarParser(resolved, (name, data) => {
-    spoolOrFail(() => members.add(name, data), file);
+    members.add(name, data);
     order.push(name);
   });
   const hash = createHash("sha256");
@@ -158,19 +157,6 @@ export async function readArchive(
   }
 }
 
-/** Runs a spool operation; a failure becomes an error that says where and what to do. */
-export function spoolOrFail<T>(action: () => T, file: string | undefined): T {
-  try {
-    return action();
-  } catch (err) {
-    throw new SigferryError(
-      "OUTPUT_WRITE_FAILED",
-      `${file ?? "archive"}: cannot keep the members in a spool file under ${tmpdir()}: ${osReason(err)} (set TMPDIR to a writable directory with room for the unpacked archive)`,
-      { cause: err, details: { file: tmpdir() } },
-    );
-  }
-}
-
 /**
  * The path under `dir` where a member may be written: refuses (ARCHIVE_HOSTILE)
  * an unsafe member path, and (OUTPUT_WRITE_FAILED) a destination that resolves
@@ -256,12 +242,6 @@ function toBuffer(chunk: string | Uint8Array): Buffer {
   return Buffer.isBuffer(chunk)
     ? chunk
     : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-}
-
-function osReason(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  const message = String(e.message ?? err);
-  return e.code === undefined || message.startsWith(e.code) ? message : `${e.code}: ${message}`;
 }
 
 /** Turns what a failed read threw into a SigferryError with a stable code. */

@@ -23,7 +23,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { constants as zlibConstants, createGzip } from "node:zlib";
 import { pack as tarPack } from "tar-stream";
-import { SigferryError, isSigferryError } from "../errors.js";
+import { SigferryError, isSigferryError, osReason } from "../errors.js";
 import { sidecarLine } from "../core/checksums.js";
 import { MemberPathSet, comparePaths, memberPathProblem, quotePath } from "../core/member-path.js";
 import { DEFAULT_LIMITS } from "./limits.js";
@@ -355,11 +355,7 @@ async function syncDirectory(dir: string): Promise<void> {
 }
 
 function writeFailed(file: string, err: unknown): SigferryError {
-  const e = err as NodeJS.ErrnoException;
-  const message = String(e.message ?? err);
-  const reason =
-    e.code === undefined || message.startsWith(e.code) ? message : `${e.code}: ${message}`;
-  return new SigferryError("OUTPUT_WRITE_FAILED", `cannot write ${file}: ${reason}`, {
+  return new SigferryError("OUTPUT_WRITE_FAILED", `cannot write ${file}: ${osReason(err)}`, {
     cause: err,
     details: { file },
   });

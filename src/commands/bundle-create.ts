@@ -10,10 +10,8 @@ import {
   type AssembledBundle,
   type CollectedOpenPgp,
   type CollectedSigstore,
-  type MemberSink,
 } from "../core/bundle.js";
 import { MemberStore } from "../archive/member-store.js";
-import { spoolOrFail } from "../archive/reader.js";
 import type { BundleRelease, MissingSignature, RejectedSignature } from "../core/bundle-index.js";
 import { sigTag, type Digest } from "../core/digest.js";
 import { SigferryError, isSigferryError } from "../errors.js";
@@ -442,15 +440,7 @@ export async function runCreate(
     // ---- assemble and write ----
     const createdAt = sourceDateEpoch() ?? new Date();
     // The members wait in a spool file, not in memory, until the archive is written.
-    const spool = spoolOrFail(() => new MemberStore(), output);
-    const sink: MemberSink = {
-      add: (path, data) => spoolOrFail(() => spool.add(path, data), output),
-      addParts: (path, parts) => spoolOrFail(() => spool.addParts(path, parts), output),
-      sha256: (path) => spool.sha256(path),
-      sizeOf: (path) => spool.sizeOf(path),
-      get: (path) => spoolOrFail(() => spool.get(path), output),
-      keys: () => spool.keys(),
-    };
+    const spool = new MemberStore(undefined, output);
     let bundle: AssembledBundle;
     let written: Awaited<ReturnType<typeof writeArchive>>;
     try {
@@ -475,7 +465,7 @@ export async function runCreate(
           rejected,
           missing,
         },
-        sink,
+        spool,
       );
       reporter.progress("write", 0, 1, output);
       written = await writeArchive(output, bundle.members, { mtime: createdAt });
