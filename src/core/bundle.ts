@@ -21,7 +21,12 @@ import {
 import { formatChecksums } from "./checksums.js";
 import { jsonChunks } from "./json-stream.js";
 import { digestDashed, digestHex, sigTag, storeDirName, type Digest } from "./digest.js";
-import { SIGNATURE_NAMESPACE, configMapToYaml, signatureConfigMap } from "./manifests.js";
+import {
+  SIGNATURE_NAMESPACE,
+  configMapToYaml,
+  signatureConfigMap,
+  signatureConfigMapYaml,
+} from "./manifests.js";
 import { reportParts } from "./report.js";
 import { compareVersions } from "./version.js";
 
@@ -201,7 +206,7 @@ export function assembleBundle(
       sigs.map((s) => s.bytes),
     );
     const path = configMapMemberPath(cm.metadata.name);
-    put(path, utf8(configMapToYaml(cm)));
+    put(path, utf8(signatureConfigMapYaml(cm) ?? configMapToYaml(cm)));
     configMaps.push({
       name: cm.metadata.name,
       namespace: cm.metadata.namespace ?? SIGNATURE_NAMESPACE,

@@ -190,6 +190,63 @@ export function configMapToYaml(obj: object): string {
   });
 }
 
+/** A sha256-<hex> name: plain in YAML (no indicator, not a number, bool or null). */
+const PLAIN_NAME = /^sha256-[0-9a-f]{64}$/;
+
+/**
+ * Base64 text that YAML 1.1 reads as a plain string: it starts with a letter or
+ * digit, holds a character no YAML 1.1 number can hold (numbers use only
+ * digits, a-f, x, b, `_`, `+`, `-`, `.`, `:`), and is longer than every bool and
+ * null word (`false`, `FALSE`: five). Base64 has no `.`, `-` or `:`, so it can be
+ * no float, timestamp or sexagesimal either.
+ */
+function plainBase64(value: string): boolean {
+  return (
+    value.length > 5 &&
+    /^[A-Za-z0-9][A-Za-z0-9+/]*={0,2}$/.test(value) &&
+    /[G-WYZg-wyz+/]/.test(value)
+  );
+}
+
+/**
+ * The YAML of a signature ConfigMap, written out directly: the same text
+ * configMapToYaml gives for it (tests hold the two equal on real signatures),
+ * without building a YAML document, which costs more than everything else
+ * sigferry does with a ConfigMap. Undefined when `cm` is not exactly the shape
+ * signatureConfigMap builds (keys `<name>-1..N` in order) or a value would need
+ * quoting; callers then use configMapToYaml.
+ */
+export function signatureConfigMapYaml(cm: ConfigMap): string | undefined {
+  const md = cm.metadata;
+  const data = cm.binaryData;
+  if (
+    Object.keys(cm).join() !== "apiVersion,kind,metadata,binaryData" ||
+    cm.apiVersion !== "v1" ||
+    cm.kind !== "ConfigMap" ||
+    Object.keys(md).join() !== "name,namespace,labels" ||
+    !PLAIN_NAME.test(md.name) ||
+    md.namespace !== SIGNATURE_NAMESPACE ||
+    md.labels === undefined ||
+    Object.keys(md.labels).join() !== SIGNATURE_LABEL ||
+    md.labels[SIGNATURE_LABEL] !== "" ||
+    data === undefined
+  )
+    return undefined;
+  const keys = Object.keys(data);
+  if (keys.length === 0) return undefined;
+  let text =
+    `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${md.name}\n` +
+    `  namespace: ${SIGNATURE_NAMESPACE}\n  labels:\n    ${SIGNATURE_LABEL}: ""\nbinaryData:\n`;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const value = data[key]!;
+    if (key !== `${md.name}-${i + 1}` || typeof value !== "string" || !plainBase64(value))
+      return undefined;
+    text += `  ${key}: ${value}\n`;
+  }
+  return text;
+}
+
 /** The same deterministic YAML, under a name that fits the non-ConfigMap objects. */
 export const manifestToYaml = configMapToYaml;
 

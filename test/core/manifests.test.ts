@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { Digest } from "../../src/core/digest.js";
@@ -15,9 +15,11 @@ import {
   pemToKeyData,
   serializedSize,
   signatureConfigMap,
+  signatureConfigMapYaml,
   validateClusterImagePolicy,
   validateImageDigestMirrorSet,
   type ClusterImagePolicy,
+  type ConfigMap,
   type ManifestProblem,
 } from "../../src/core/manifests.js";
 import { SigferryError } from "../../src/errors.js";
@@ -181,6 +183,91 @@ describe("signatureConfigMap", () => {
         ).code,
       ).toBe("CONFIGMAP_TOO_LARGE");
     });
+  });
+});
+
+describe("signatureConfigMapYaml (the direct writer)", () => {
+  /** Deterministic bytes (xorshift), so a failure names a reproducible case. */
+  function bytesOf(seed: number, length: number): Uint8Array {
+    let x = seed * 2654435761 || 1;
+    const out = new Uint8Array(length);
+    for (let i = 0; i < length; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      out[i] = x & 0xff;
+    }
+    return out;
+  }
+  const realSignatures = (): { digest: Digest; bytes: Uint8Array }[] =>
+    readdirSync(real("gpg-signatures", "store")).map((dir) => ({
+      digest: dir.replace("=", ":") as Digest,
+      bytes: readFileSync(real("gpg-signatures", "store", dir, "signature-1")),
+    }));
+
+  it("writes what configMapToYaml writes, for every real signature", () => {
+    const all = realSignatures();
+    expect(all.length).toBeGreaterThanOrEqual(3);
+    for (const { digest, bytes } of all) {
+      const cm = signatureConfigMap(digest, [bytes]);
+      expect(signatureConfigMapYaml(cm)).toBe(configMapToYaml(cm));
+    }
+    const cm = signatureConfigMap(
+      DIGEST,
+      all.map((s) => s.bytes),
+    );
+    expect(signatureConfigMapYaml(cm)).toBe(configMapToYaml(cm));
+  });
+
+  it("writes what configMapToYaml writes for 1 to 12 signatures of every length up to 600 bytes, and YAML reads back the object", () => {
+    let direct = 0;
+    for (let n = 1; n <= 12; n++) {
+      for (let len = 1; len <= 600; len += n === 1 ? 1 : 37) {
+        const cm = signatureConfigMap(
+          DIGEST,
+          Array.from({ length: n }, (_, i) => bytesOf(n * 1000 + len * 13 + i, len)),
+        );
+        const text = signatureConfigMapYaml(cm);
+        if (text === undefined) continue;
+        direct++;
+        expect(text).toBe(configMapToYaml(cm));
+        expect(parse(text, { version: "1.1" })).toEqual(cm);
+      }
+    }
+    // Short values are left to the YAML library; everything signature-sized is written directly.
+    expect(direct).toBeGreaterThan(700);
+  });
+
+  it("leaves to the YAML library values a YAML 1.1 reader would not take as strings", () => {
+    // base64 of these bytes: "1234" (an int), "true" (a bool), "0x1A" is not base64 but
+    // 0b/octal-looking digits are: "0777".
+    for (const value of ["1234", "true", "0777", "NULL"]) {
+      const bytes = Buffer.from(value, "base64");
+      expect(bytes.toString("base64")).toBe(value);
+      const cm = signatureConfigMap(DIGEST, [bytes]);
+      expect(signatureConfigMapYaml(cm)).toBeUndefined();
+      expect(configMapToYaml(cm)).toContain(`-1: "${value}"`);
+    }
+  });
+
+  it("writes nothing for any other shape: extra fields, keys out of order, another namespace", () => {
+    const base = (): ConfigMap => signatureConfigMap(DIGEST, [bytesOf(1, 300), bytesOf(2, 300)]);
+    expect(signatureConfigMapYaml(base())).toBeDefined();
+    const withImmutable: ConfigMap = { ...base(), immutable: true };
+    expect(signatureConfigMapYaml(withImmutable)).toBeUndefined();
+    const swapped = base();
+    const [a, b] = Object.entries(swapped.binaryData!);
+    swapped.binaryData = Object.fromEntries([b!, a!]);
+    expect(signatureConfigMapYaml(swapped)).toBeUndefined();
+    const otherNs = base();
+    otherNs.metadata.namespace = "default";
+    expect(signatureConfigMapYaml(otherNs)).toBeUndefined();
+    const annotated = base();
+    annotated.metadata.annotations = { a: "b" };
+    expect(signatureConfigMapYaml(annotated)).toBeUndefined();
+    const renamed = base();
+    renamed.metadata.name = "sha256-x";
+    expect(signatureConfigMapYaml(renamed)).toBeUndefined();
   });
 });
 
