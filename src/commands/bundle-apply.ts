@@ -257,6 +257,15 @@ function startProbes(
     p.catch(() => undefined);
     return p;
   };
+  const names = [...new Set(index.sigstore.map((a) => a.tag))];
+  // The tag listing goes first: the pushes wait for it, and nothing waits for the image checks.
+  const listed =
+    names.length < LIST_TAGS_FROM
+      ? undefined
+      : limit(() => client.listTags(repo)).then(
+          (all) => new Set(all),
+          () => undefined,
+        );
   const images = new Map<string, Promise<boolean>>();
   for (const r of index.releases) {
     for (const digest of [r.digest, ...(r.manifests ?? []).map((m) => m.digest)]) {
@@ -267,11 +276,10 @@ function startProbes(
       );
     }
   }
-  const names = [...new Set(index.sigstore.map((a) => a.tag))];
   const head = (tag: string): Promise<{ digest?: Digest } | undefined> =>
     limit(() => client.headManifest(repo, tag));
   const tags = new Map<string, Promise<{ digest?: Digest } | undefined>>();
-  if (names.length < LIST_TAGS_FROM) {
+  if (listed === undefined) {
     for (const tag of names) tags.set(tag, quiet(head(tag)));
     return { images, tags };
   }
@@ -279,10 +287,6 @@ function startProbes(
   // On a first push that saves a request per artifact (HEAD answering 404), for
   // one request per page of tags. A listing that fails is not an error: every
   // tag gets its HEAD, as with few tags.
-  const listed = limit(() => client.listTags(repo)).then(
-    (all) => new Set(all),
-    () => undefined,
-  );
   for (const tag of names) {
     tags.set(
       tag,
