@@ -58,6 +58,8 @@ export interface WriteArchiveResult {
 }
 
 const TAR_END_BLOCKS = 1024;
+/** Bytes of tar gathered before one write to gzip or the file. */
+const WRITE_BATCH = 64 * 1024;
 // Every deflate parameter fixed, so a change of zlib defaults cannot change the output.
 const GZIP_OPTIONS = {
   level: 9,
@@ -209,7 +211,13 @@ async function streamTar(
     pack.finalize();
   })();
 
+  // The pack emits three small chunks per member (header, data, padding). Each write to
+  // gzip is a trip to libuv's thread pool, and each to the file a system call: gathered
+  // into batches, a thousand members cost about 20 of each instead of 3000. Deflate's
+  // output does not depend on how its input is cut, so the bytes are the same.
   const counted = async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    let batch: Buffer[] = [];
+    let batched = 0;
     for await (const chunk of source) {
       tarBytes += chunk.length;
       // Why: the writer must never produce an archive the reader refuses.
@@ -219,8 +227,15 @@ async function streamTar(
           `refusing to write an archive larger than ${DEFAULT_LIMITS.maxTotalSize} bytes uncompressed (the reader's maxTotalSize)`,
         );
       }
-      yield chunk;
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= WRITE_BATCH) {
+        yield Buffer.concat(batch, batched);
+        batch = [];
+        batched = 0;
+      }
     }
+    if (batched > 0) yield Buffer.concat(batch, batched);
   };
   let headerPos = 0;
   const write = async (source: AsyncIterable<Buffer>): Promise<void> => {
