@@ -321,18 +321,14 @@ async function pushArtifacts(
   const { limit, probes } = ctx;
   const blob = (d: string): Uint8Array => members.get(`sigstore/blobs/sha256/${d.slice(7)}`)!;
 
-  // A signature without its image means the mirroring went wrong: warn, per release.
+  // A signature without its image means the mirroring went wrong: warn.
   const label = releaseLabeler(index.releases);
   const imageChecks = (async () => {
     const missing: { release: string; digest: string }[] = [];
     for (const [digest, present] of probes.images) {
-      if (await present) continue;
-      const name = label(digest);
-      missing.push({ release: name, digest });
-      ctx.warn(
-        `${repoLabel} does not hold release image ${name} ${digest}: mirror the release too, or check --to`,
-      );
+      if (!(await present)) missing.push({ release: label(digest), digest });
     }
+    for (const w of missingImageWarnings(repoLabel, missing, probes.images.size)) ctx.warn(w);
     return missing;
   })();
 
@@ -398,6 +394,42 @@ async function pushArtifacts(
   );
   const [artifacts, missingImages] = await Promise.all([pushes, imageChecks]);
   return { to: repoLabel, artifacts, missingImages };
+}
+
+/** Up to this many missing release images are warned about one by one; more get one summary. */
+const MISSING_IMAGES_NAMED = 3;
+
+/**
+ * The warnings for release images the mirror does not hold: one per image when
+ * there are few; otherwise one line that names the first few and the count (a
+ * wrong --to would otherwise print a line per release). --json lists them all.
+ */
+export function missingImageWarnings(
+  repoLabel: string,
+  missing: readonly { release: string; digest: string }[],
+  checked: number,
+): string[] {
+  if (missing.length <= MISSING_IMAGES_NAMED) {
+    return missing.map(
+      (m) =>
+        `${repoLabel} does not hold release image ${m.release} ${m.digest}: mirror the release too, or check --to`,
+    );
+  }
+  const named = missing
+    .slice(0, MISSING_IMAGES_NAMED)
+    .map((m) => m.release)
+    .join(", ");
+  const what =
+    missing.length === checked
+      ? `none of the ${checked} release images this bundle signs`
+      : `${missing.length} of the ${checked} release images this bundle signs`;
+  const hint =
+    missing.length === checked
+      ? "is --to the repository the releases were mirrored to?"
+      : "mirror those releases too";
+  return [
+    `${repoLabel} holds ${what} (${named}, and ${missing.length - MISSING_IMAGES_NAMED} more; --json lists them): ${hint}`,
+  ];
 }
 
 /** Writes the manifests to `dir` through a sibling temp dir renamed into place, so a failure leaves no half-written set. */
