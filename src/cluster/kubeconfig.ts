@@ -13,7 +13,7 @@
  */
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
-import { parse } from "yaml";
+import { yamlLib } from "../core/yaml.js";
 import { SigferryError } from "../errors.js";
 import { registerSecret } from "../redact.js";
 
@@ -107,7 +107,7 @@ async function readDoc(file: string): Promise<Raw | undefined> {
   let doc: unknown;
   try {
     // kubectl parses kubeconfigs as YAML 1.1 (sigs.k8s.io/yaml).
-    doc = parse(text, { version: "1.1" });
+    doc = yamlLib().parse(text, { version: "1.1" });
   } catch (err) {
     throw invalid(`kubeconfig ${file} is not valid YAML: ${(err as Error).message}`, file);
   }

@@ -4,7 +4,7 @@
  * release repository to the mirror, and a ClusterImagePolicy for clusters that
  * pull by the mirror's own name. Pure.
  */
-import { parse as parseYaml } from "yaml";
+import { yamlLib } from "./yaml.js";
 import type { BundleIndex } from "./bundle-index.js";
 import {
   OCP_RELEASE_REPO,
@@ -55,7 +55,7 @@ export function applyManifests(
       return new TextDecoder().decode(members.get(cm.path));
     },
     get object(): KubeObject {
-      return parseYaml(this.yaml) as ConfigMap;
+      return yamlLib().parse(this.yaml) as ConfigMap;
     },
   }));
   const mirror: ManifestFile[] = [];

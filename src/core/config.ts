@@ -4,16 +4,9 @@
  * types and bad values are errors naming the file, the key path and the line.
  * The format is documented in docs/selection.md. Pure: the caller reads the file.
  */
-import {
-  isAlias,
-  isMap,
-  isScalar,
-  isSeq,
-  LineCounter,
-  parseDocument,
-  type Node as YamlNode,
-  type Pair,
-} from "yaml";
+import type * as Yaml from "yaml";
+import type { Node as YamlNode, Pair } from "yaml";
+import { yamlLib } from "./yaml.js";
 import { SigferryError } from "../errors.js";
 import { isDigest, type Digest } from "./digest.js";
 import { parseReleaseArch, parseRepository, type ReleaseArch } from "./reference.js";
@@ -179,8 +172,15 @@ function describe(node: unknown): string {
   return "something else";
 }
 
+// The YAML library's node tests, loaded with it on first use (src/core/yaml.ts).
+const isAlias = (node: unknown): node is Yaml.Alias => yamlLib().isAlias(node);
+const isMap = (node: unknown): node is Yaml.YAMLMap => yamlLib().isMap(node);
+const isScalar = (node: unknown): node is Yaml.Scalar => yamlLib().isScalar(node);
+const isSeq = (node: unknown): node is Yaml.YAMLSeq => yamlLib().isSeq(node);
+
 /** Parses and validates a selection configuration file's text; `file` names it in errors (INVALID_CONFIG). */
 export function parseSelectionConfig(text: string, file: string): SelectionConfig {
+  const { LineCounter, parseDocument } = yamlLib();
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const lineOf = (node: unknown): number | undefined => {

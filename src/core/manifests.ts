@@ -12,7 +12,7 @@
  *   (k8s.io/apimachinery pkg/util/validation/field), so a message reads like
  *   the one `oc apply` would print.
  */
-import { stringify } from "yaml";
+import { yamlLib } from "./yaml.js";
 import { SigferryError } from "../errors.js";
 import { type Digest, digestDashed, isDigest } from "./digest.js";
 
@@ -182,7 +182,7 @@ function canonical(value: unknown, key: string | undefined, depth: number): unkn
  * so `yes`/`on` stay strings for the YAML 1.1 parser inside kubectl and oc.
  */
 export function configMapToYaml(obj: object): string {
-  return stringify(canonical(obj, undefined, 0), {
+  return yamlLib().stringify(canonical(obj, undefined, 0), {
     lineWidth: 0,
     minContentWidth: 0,
     indentSeq: false,

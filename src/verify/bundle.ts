@@ -6,7 +6,7 @@
  * when their fingerprint is pinned or given on the command line.
  */
 import { createHash } from "node:crypto";
-import { parse as parseYaml } from "yaml";
+import { yamlLib } from "../core/yaml.js";
 import type { OpenedBundle } from "../archive/bundle.js";
 import { MEMBER, type BundleIndex } from "../core/bundle-index.js";
 import { digestDashed, digestHex, isDigest, type Digest } from "../core/digest.js";
@@ -677,7 +677,9 @@ export function checkConfigMap(
   }
   let doc: unknown;
   try {
-    doc = parseYaml(new TextDecoder("utf-8", { fatal: true }).decode(bytes), { uniqueKeys: true });
+    doc = yamlLib().parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes), {
+      uniqueKeys: true,
+    });
   } catch (err) {
     fail(`not valid YAML (${(err as Error).message})`);
   }

@@ -25,11 +25,24 @@ import {
   type KeyObject,
 } from "node:crypto";
 import { inflateRawSync, inflateSync } from "node:zlib";
-import * as openpgp from "openpgp";
+import type * as OpenPGP from "openpgp";
 import { SigferryError } from "../errors.js";
 import type { Digest } from "../core/digest.js";
 import { parseAtomicPayload } from "../core/payload.js";
 import { normalizeFingerprint } from "../core/trust.js";
+
+// openpgp.js is loaded on first use, not with this module: evaluating it takes about
+// 25 ms of the main thread, which `bundle create` and `bundle apply` would otherwise
+// spend before their first request instead of while it is on the wire.
+let openpgp: typeof OpenPGP;
+let loadingOpenpgp: Promise<void> | undefined;
+
+/** Loads openpgp.js once; every exported function that uses it awaits this first. */
+function loadOpenpgp(): Promise<void> {
+  return (loadingOpenpgp ??= import("openpgp").then((m) => {
+    openpgp = m;
+  }));
+}
 
 /** A public OpenPGP key, loaded and described. */
 export interface OpenPgpKey {
@@ -37,7 +50,7 @@ export interface OpenPgpKey {
   fingerprint: string;
   userIds: string[];
   armored: string;
-  key: openpgp.PublicKey;
+  key: OpenPGP.PublicKey;
 }
 
 /** The outcome of a verified atomic signature. */
@@ -143,7 +156,8 @@ export async function loadOpenPgpKeys(
   data: string | Uint8Array,
   source: string,
 ): Promise<OpenPgpKey[]> {
-  const keys: openpgp.Key[] = [];
+  await loadOpenpgp();
+  const keys: OpenPGP.Key[] = [];
   try {
     const text =
       typeof data === "string"
@@ -236,6 +250,7 @@ export async function verifyAtomicSignature(
   trusted: readonly OpenPgpKey[],
   opts: { date?: Date } = {},
 ): Promise<AtomicVerification> {
+  await loadOpenpgp();
   const date = opts.date ?? new Date();
   if (sig.length > MAX_SIGNATURE_BYTES) {
     throw new SigferryError(
@@ -286,7 +301,7 @@ function findTrusted(
 }
 
 /** The primary key and subkeys of `key` whose 64-bit key id is `keyId` (upper-case hex). */
-function keysWithId(key: OpenPgpKey, keyId: string): (openpgp.PublicKey | openpgp.Subkey)[] {
+function keysWithId(key: OpenPgpKey, keyId: string): (OpenPGP.PublicKey | OpenPGP.Subkey)[] {
   return key.key.getKeys().filter((k) => k.getKeyID().toHex().toUpperCase() === keyId);
 }
 
@@ -334,7 +349,7 @@ async function verifyV4(
   if (signature.packets.length !== 1 || packet === undefined)
     throw malformed("expected exactly one signature packet");
   // openpgp.js leaves issuerKeyID unset when no issuer subpacket survived parsing.
-  const issuerKeyId = packet.issuerKeyID as openpgp.KeyID | undefined;
+  const issuerKeyId = packet.issuerKeyID as OpenPGP.KeyID | undefined;
   if (issuerKeyId === undefined) throw malformed("the signature packet names no issuer");
   const keyId = issuerKeyId.toHex().toUpperCase();
   const issuerFingerprint = packet.issuerFingerprint ? hex(packet.issuerFingerprint) : undefined;
@@ -405,11 +420,11 @@ async function verifyV4(
  * on any parse error it is called after all, so that what it makes of a bad packet (an
  * error, or an unparseable packet that names no issuer) stays the outcome.
  */
-async function readSignaturePacket(body: Uint8Array): Promise<openpgp.Signature> {
+async function readSignaturePacket(body: Uint8Array): Promise<OpenPGP.Signature> {
   try {
     const packet = new openpgp.SignaturePacket();
     packet.read(body);
-    const packets = new openpgp.PacketList<openpgp.SignaturePacket>();
+    const packets = new openpgp.PacketList<OpenPGP.SignaturePacket>();
     packets.push(packet);
     return new openpgp.Signature(packets);
   } catch {
@@ -438,8 +453,8 @@ interface NodeRsaCheck {
  * (undefined) is left to openpgp.js whole, with its own error for each case.
  */
 function nodeRsaCheck(
-  packet: openpgp.SignaturePacket,
-  signingKey: openpgp.PublicKey | openpgp.Subkey,
+  packet: OpenPGP.SignaturePacket,
+  signingKey: OpenPGP.PublicKey | OpenPGP.Subkey,
   material: Uint8Array,
 ): NodeRsaCheck | undefined {
   const hashName = V4_NODE_HASHES.get(packet.hashAlgorithm ?? -1);
@@ -478,11 +493,11 @@ function nodeRsaCheck(
  * still judged by openpgp.js (`getSigningKey`). Rejects with openpgp.js's reason.
  */
 async function verifyV4Rsa(
-  packet: openpgp.SignaturePacket,
+  packet: OpenPGP.SignaturePacket,
   rsa: NodeRsaCheck,
   literal: Uint8Array,
   signer: OpenPgpKey,
-  signingKey: openpgp.PublicKey | openpgp.Subkey,
+  signingKey: OpenPGP.PublicKey | OpenPGP.Subkey,
   date: Date,
 ): Promise<void> {
   const config = openpgp.config;

@@ -1,18 +1,22 @@
 import { readFileSync, readdirSync } from "node:fs";
-import { beforeEach, describe, expect, it, vi } from "vitest";
-import * as yaml from "yaml";
+import { beforeEach, describe, expect, it, vi, type Mock } from "vitest";
 import type { Digest } from "../../src/core/digest.js";
 import { configMapToYaml, signatureConfigMap } from "../../src/core/manifests.js";
+import type * as YamlModule from "../../src/core/yaml.js";
 import { checkConfigMap } from "../../src/verify/bundle.js";
 import { SigferryError } from "../../src/errors.js";
 import { real } from "../helpers/paths.js";
 
 // Counts YAML parses, to tell the direct comparison from the full check.
-vi.mock("yaml", async (importOriginal) => {
-  const actual = await importOriginal<typeof yaml>();
-  return { ...actual, parse: vi.fn(actual.parse) };
+const parse = vi.hoisted(() => ({ spy: undefined as unknown as Mock }));
+vi.mock("../../src/core/yaml.js", async (importOriginal) => {
+  const actual = await importOriginal<typeof YamlModule>();
+  const lib = actual.yamlLib();
+  parse.spy = vi.fn(lib.parse);
+  const spied = { ...lib, parse: parse.spy };
+  return { yamlLib: () => spied };
 });
-const parses = (): number => vi.mocked(yaml.parse).mock.calls.length;
+const parses = (): number => parse.spy.mock.calls.length;
 
 const store = real("gpg-signatures", "store");
 const releases = readdirSync(store).map((dir) => ({
@@ -34,7 +38,7 @@ function code(fn: () => void): string | undefined {
 
 describe("checkConfigMap", () => {
   beforeEach(() => {
-    vi.mocked(yaml.parse).mockClear();
+    parse.spy.mockClear();
   });
   const [one, two] = releases;
 
