@@ -10,8 +10,9 @@
  * process is killed; elsewhere it is removed on close and at process exit.
  * It holds the member bytes that passed the reader's checks, so a later change
  * to the archive file itself cannot swap what is verified for what is used.
- * Reads are synchronous `pread`s of a few hundred bytes each: the map keeps
- * the `ReadonlyMap` interface the verifiers and commands use.
+ * Reads are synchronous `pread`s, mostly of a few hundred bytes each: the map
+ * keeps the `ReadonlyMap` interface the verifiers and commands use, and
+ * `chunks` gives a large member (index.json, REPORT.md) piece by piece.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
@@ -183,6 +184,30 @@ export class MemberStore implements ReadonlyMap<string, Uint8Array> {
       done += n;
     }
     return out;
+  }
+
+  /**
+   * A member's bytes in pieces of at most `chunkSize`, each read from the spool
+   * when the iteration asks for it (the archive writer, for large members).
+   */
+  *chunks(name: string, chunkSize: number): Generator<Uint8Array> {
+    const slot = this.#slots.get(name);
+    if (slot === undefined) throw new Error(`internal: no member ${name} in the spool`);
+    for (let at = 0; at < slot.size; at += chunkSize) {
+      if (this.#closed) throw new Error("internal: member store is closed");
+      this.#flush();
+      const length = Math.min(chunkSize, slot.size - at);
+      const out = Buffer.allocUnsafeSlow(length);
+      let done = 0;
+      while (done < length) {
+        const n = this.#io(() =>
+          readSync(this.#held.fd, out, done, length - done, slot.offset + at + done),
+        );
+        if (n === 0) throw new Error(`internal: spool ended early reading ${name}`);
+        done += n;
+      }
+      yield out;
+    }
   }
 
   keys(): MapIterator<string> {

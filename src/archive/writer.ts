@@ -22,7 +22,7 @@ import * as path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { constants as zlibConstants, createGzip } from "node:zlib";
-import { pack as tarPack } from "tar-stream";
+import { pack as tarPack, type Pack } from "tar-stream";
 import { SigferryError, isSigferryError, osReason } from "../errors.js";
 import { sidecarLine } from "../core/checksums.js";
 import { MemberPathSet, comparePaths, memberPathProblem, quotePath } from "../core/member-path.js";
@@ -37,7 +37,16 @@ export interface ArchiveMember {
    * spool on demand are then read once, when written, not also when checked.
    */
   size?: number;
+  /**
+   * The bytes in pieces of at most `chunkSize`, in order, read as they are
+   * asked for: a large member from a spool is then never whole in memory.
+   * Used, with `size`, for members of STREAM_MEMBERS_FROM bytes and more.
+   */
+  chunks?: (chunkSize: number) => Iterable<Uint8Array>;
 }
+
+/** Members of this many bytes and more go into the tar in pieces when they can (ArchiveMember.chunks). */
+export const STREAM_MEMBERS_FROM = 256 * 1024;
 
 /** Options for writeArchive. */
 export interface WriteArchiveOptions {
@@ -178,28 +187,16 @@ async function streamTar(
   let tarBytes = 0;
   const produce = (async () => {
     for (const member of members) {
+      if (member.chunks !== undefined && (member.size ?? 0) >= STREAM_MEMBERS_FROM) {
+        await writeInPieces(pack, member as Required<ArchiveMember>, mtime);
+        continue;
+      }
       await new Promise<void>((resolve, reject) => {
         // Read once: a member from a spool is read from disk each time `data` is asked for.
         const bytes = member.data;
         const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-        // Every field set explicitly: tar-stream fills in `new Date()` for a
-        // missing mtime, and a type from the mode.
-        const entry = pack.entry(
-          {
-            name: member.path,
-            size: data.length,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            uname: "",
-            gname: "",
-            mtime,
-            type: "file",
-            devmajor: 0,
-            devminor: 0,
-          },
-          data,
-          (err) => (err ? reject(err) : resolve()),
+        const entry = pack.entry(entryHeader(member.path, data.length, mtime), data, (err) =>
+          err ? reject(err) : resolve(),
         );
         // Why: when the file write fails mid-stream (disk full, EFBIG), the
         // pipeline tears the pack down and the entry emits an AbortError. The
@@ -262,6 +259,70 @@ async function streamTar(
     throw written !== undefined && !isEcho(written) ? written : err;
   }
 }
+
+/** The ustar header fields sigferry writes for every member (see the module comment). */
+function entryHeader(name: string, size: number, mtime: Date): Parameters<Pack["entry"]>[0] {
+  // Every field set explicitly: tar-stream fills in `new Date()` for a missing
+  // mtime, and a type from the mode.
+  return {
+    name,
+    size,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    uname: "",
+    gname: "",
+    mtime,
+    type: "file",
+    devmajor: 0,
+    devminor: 0,
+  };
+}
+
+/** Writes one large member into the pack piece by piece, waiting when the pack's buffer is full. */
+async function writeInPieces(
+  pack: Pack,
+  member: Required<ArchiveMember>,
+  mtime: Date,
+): Promise<void> {
+  let failure: unknown;
+  const done = new Promise<void>((resolve, reject) => {
+    const entry = pack.entry(entryHeader(member.path, member.size, mtime), (err) =>
+      err ? reject(err) : resolve(),
+    );
+    // An unheard 'error' would crash the process; the callback above has it (see streamTar).
+    entry.on("error", () => undefined);
+    void (async () => {
+      try {
+        for (const piece of member.chunks(STREAM_PIECE)) {
+          if (!entry.write(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength))) {
+            await new Promise<void>((drained) => {
+              const go = (): void => {
+                entry.off("drain", go);
+                entry.off("close", go);
+                drained();
+              };
+              entry.on("drain", go);
+              entry.on("close", go);
+            });
+          }
+        }
+        (entry as NodeJS.WritableStream).end();
+      } catch (err) {
+        failure = err;
+        entry.destroy(err as Error);
+      }
+    })();
+  });
+  try {
+    await done;
+  } catch (err) {
+    throw failure ?? err;
+  }
+}
+
+/** Bytes per piece of a member written in pieces. */
+const STREAM_PIECE = 64 * 1024;
 
 /** An error that only echoes another one: a stream torn down because its neighbour failed. */
 function isEcho(err: unknown): boolean {

@@ -75,6 +75,8 @@ export interface BundleMember {
   path: string;
   data: Uint8Array;
   size: number;
+  /** The bytes in pieces, when the sink can give them so (a large member need not be whole in memory). */
+  chunks?: (chunkSize: number) => Iterable<Uint8Array>;
 }
 
 /** The assembled bundle. */
@@ -98,6 +100,8 @@ export interface MemberSink {
   sha256(path: string): string | undefined;
   sizeOf(path: string): number | undefined;
   get(path: string): Uint8Array | undefined;
+  /** A member's bytes in pieces, read as asked for (a spool has it; memory needs not). */
+  chunks?(path: string, chunkSize: number): Iterable<Uint8Array>;
   keys(): Iterable<string>;
 }
 
@@ -313,6 +317,9 @@ export function assembleBundle(
     get data(): Uint8Array {
       return sink.get(path)!;
     },
+    ...(sink.chunks !== undefined
+      ? { chunks: (chunkSize: number) => sink.chunks!(path, chunkSize) }
+      : {}),
   }));
   return { index, members: list };
 }

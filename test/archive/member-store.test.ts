@@ -75,6 +75,26 @@ describe("MemberStore", () => {
     }
   });
 
+  it("gives a member in pieces of at most the size asked, flushed or still pending, as get() gives it whole", () => {
+    const store = new MemberStore();
+    const first = randomBytes(3 * 1024 * 1024 + 17); // larger than a write batch: written at once
+    const second = randomBytes(300_001); // stays in the pending batch until read
+    store.add("first", first);
+    store.add("second", second);
+    for (const [name, bytes] of [
+      ["first", first],
+      ["second", second],
+    ] as const) {
+      const pieces = [...store.chunks(name, 65_536)];
+      expect(pieces.every((p) => p.byteLength <= 65_536)).toBe(true);
+      expect(pieces.length).toBe(Math.ceil(bytes.length / 65_536));
+      expect(Buffer.concat(pieces).equals(bytes)).toBe(true);
+      expect(Buffer.from(store.get(name)!).equals(bytes)).toBe(true);
+    }
+    expect(() => [...store.chunks("absent", 10)]).toThrow(/no member absent/);
+    store.close();
+  });
+
   it("copies what it is given: changing the caller's buffer afterwards changes nothing", () => {
     const store = new MemberStore(dir);
     try {

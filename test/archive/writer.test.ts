@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { writeArchive, type ArchiveMember } from "../../src/archive/writer.js";
+import { STREAM_MEMBERS_FROM, writeArchive, type ArchiveMember } from "../../src/archive/writer.js";
+import { SigferryError } from "../../src/errors.js";
 import { readArchive } from "../../src/archive/reader.js";
 import { DEFAULT_LIMITS } from "../../src/archive/limits.js";
 import { formatChecksums } from "../../src/core/checksums.js";
@@ -228,6 +229,85 @@ describe("writeArchive", () => {
     const back = await readArchive(join(dir, "many.tar.gz"));
     expect(back.members.size).toBe(20_000);
     expect(Buffer.from(back.members.get(members[12_345]!.path)!).toString()).toBe("member 12345\n");
+  });
+});
+
+describe("writeArchive with large members given in pieces", () => {
+  // Three members of 256 KiB and more, with pieces the writer asks for, counted.
+  const big = [noise(STREAM_MEMBERS_FROM, 7), noise(1_000_003, 8), noise(5 * 65_536 + 1, 9)];
+  const pieced = (asked: number[]): ArchiveMember[] => [
+    ...MEMBERS,
+    ...big.map((data, i) => ({
+      path: `big/${i}`,
+      size: data.length,
+      get data(): Uint8Array {
+        throw new Error("a large member with pieces is never read whole");
+      },
+      *chunks(chunkSize: number): Generator<Uint8Array> {
+        for (let at = 0; at < data.length; at += chunkSize) {
+          asked.push(Math.min(chunkSize, data.length - at));
+          yield data.subarray(at, at + chunkSize);
+        }
+      },
+    })),
+  ];
+  const whole = (): ArchiveMember[] => [
+    ...MEMBERS,
+    ...big.map((data, i) => ({ path: `big/${i}`, data })),
+  ];
+
+  for (const ext of ["tar", "tar.gz"]) {
+    it(`writes the same ${ext} bytes as from whole members, reading them only in pieces`, async () => {
+      const dir = await tempDir();
+      const asked: number[] = [];
+      // Waiting for the pack to drain must not pile up listeners (Node warns of a leak at 11).
+      const warnings: Error[] = [];
+      const onWarning = (w: Error): number => warnings.push(w);
+      process.on("warning", onWarning);
+      const a = await writeArchive(join(dir, `a.${ext}`), pieced(asked), { mtime: MTIME }).finally(
+        () => process.off("warning", onWarning),
+      );
+      expect(warnings.map((w) => w.message)).toEqual([]);
+      const b = await writeArchive(join(dir, `b.${ext}`), whole(), { mtime: MTIME });
+      expect(a.sha256).toBe(b.sha256);
+      expect(
+        (await readFile(join(dir, `a.${ext}`))).equals(await readFile(join(dir, `b.${ext}`))),
+      ).toBe(true);
+      expect(asked.reduce((x, y) => x + y, 0)).toBe(big.reduce((x, d) => x + d.length, 0));
+      expect(Math.max(...asked)).toBeLessThanOrEqual(64 * 1024);
+    });
+  }
+
+  it("refuses pieces that add up to less than the size, and leaves no file", async () => {
+    const dir = await tempDir();
+    const short: ArchiveMember = {
+      path: "big/short",
+      size: STREAM_MEMBERS_FROM + 10,
+      data: new Uint8Array(0),
+      chunks: () => [noise(STREAM_MEMBERS_FROM, 3)],
+    };
+    await expect(
+      writeArchive(join(dir, "s.tar"), [...MEMBERS, short], { mtime: MTIME }),
+    ).rejects.toThrow();
+    expect(await listDir(dir)).toEqual([]);
+  });
+
+  it("passes on the error of a piece that cannot be read (a spool read failure), and leaves no file", async () => {
+    const dir = await tempDir();
+    const failing: ArchiveMember = {
+      path: "big/failing",
+      size: STREAM_MEMBERS_FROM * 2,
+      data: new Uint8Array(0),
+      *chunks(): Generator<Uint8Array> {
+        yield noise(STREAM_MEMBERS_FROM, 4);
+        throw new SigferryError("OUTPUT_WRITE_FAILED", "spool: cannot read (EIO)");
+      },
+    };
+    const err = await rejection(
+      writeArchive(join(dir, "f.tar.gz"), [...MEMBERS, failing], { mtime: MTIME }),
+    );
+    expect(err).toMatchObject({ code: "OUTPUT_WRITE_FAILED", message: "spool: cannot read (EIO)" });
+    expect(await listDir(dir)).toEqual([]);
   });
 });
 
