@@ -358,10 +358,12 @@ ${history.trim() === "" ? "" : `\n${history.trim()}\n`}
   No \`oc apply\` (sigferry's apply runs with \`--skip-cluster\`). It checks no
   signature and fetches only \`signature-1\`. skopeo, like \`oc\`, tries https
   first; against these plain-http registries that attempt fails after a round
-  trip, about what a TLS handshake costs a real mirror. From the second round on,
-  skopeo's blob-info cache remembers where it pushed the same blobs before and
-  mounts them from there instead of uploading (17 requests per release become
-  14): that favours the manual side.
+  trip, about what a TLS handshake costs a real mirror. skopeo's blob-info
+  cache (kept across runs, keyed by registry host and port) would remember
+  where an earlier round pushed the same blobs and mount them from there
+  instead of uploading (17 requests per release would become 14), a discount a
+  user carrying new signatures never gets: every manual run goes to the mirror
+  through a proxy port of its own, so every round does the first round's work.
 - **sigferry**: the built CLI (\`node bin/sigferry.js\`), a fresh process per
   command, default settings: \`bundle create --release <all versions> --arch x86_64\`
   with one signature store, then \`bundle apply --skip-cluster\` into an empty
