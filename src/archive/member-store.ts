@@ -172,14 +172,17 @@ export class MemberStore implements ReadonlyMap<string, Uint8Array> {
     const slot = this.#slots.get(name);
     if (slot === undefined) return undefined;
     if (this.#closed) throw new Error("internal: member store is closed");
+    return this.#read(name, slot.offset, slot.size);
+  }
+
+  /** Reads `length` bytes of the spool at `offset` (pending bytes flushed first) into a new buffer. */
+  #read(name: string, offset: number, length: number): Buffer {
     this.#flush();
     // Not allocUnsafe: a pooled slice would keep its whole 8 KiB slab alive for as long as it is held.
-    const out = Buffer.allocUnsafeSlow(slot.size);
+    const out = Buffer.allocUnsafeSlow(length);
     let done = 0;
-    while (done < slot.size) {
-      const n = this.#io(() =>
-        readSync(this.#held.fd, out, done, slot.size - done, slot.offset + done),
-      );
+    while (done < length) {
+      const n = this.#io(() => readSync(this.#held.fd, out, done, length - done, offset + done));
       if (n === 0) throw new Error(`internal: spool ended early reading ${name}`);
       done += n;
     }
@@ -195,18 +198,7 @@ export class MemberStore implements ReadonlyMap<string, Uint8Array> {
     if (slot === undefined) throw new Error(`internal: no member ${name} in the spool`);
     for (let at = 0; at < slot.size; at += chunkSize) {
       if (this.#closed) throw new Error("internal: member store is closed");
-      this.#flush();
-      const length = Math.min(chunkSize, slot.size - at);
-      const out = Buffer.allocUnsafeSlow(length);
-      let done = 0;
-      while (done < length) {
-        const n = this.#io(() =>
-          readSync(this.#held.fd, out, done, length - done, slot.offset + at + done),
-        );
-        if (n === 0) throw new Error(`internal: spool ended early reading ${name}`);
-        done += n;
-      }
-      yield out;
+      yield this.#read(name, slot.offset + at, Math.min(chunkSize, slot.size - at));
     }
   }
 
