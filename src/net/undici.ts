@@ -77,3 +77,26 @@ export function request(
     method: rest.method || (rest.body ? "PUT" : "GET"),
   });
 }
+
+/** Whether the environment names a proxy (`HTTPS_PROXY`, `HTTP_PROXY`, either case). */
+export function proxyFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env.https_proxy ?? env.HTTPS_PROXY ?? env.http_proxy ?? env.HTTP_PROXY);
+}
+
+/**
+ * The dispatcher for sigferry's connections to the internet side (registries,
+ * signature stores, the update graph, Red Hat's published keys): through the
+ * proxy the environment names, as curl, oc and skopeo go (`HTTPS_PROXY`,
+ * `HTTP_PROXY`, `NO_PROXY`), and a plain Agent otherwise. Through a proxy the
+ * TLS options of the server connection are `requestTls`; `connect` is the
+ * connection to the proxy.
+ */
+export function dispatcherFromEnv(options: UndiciAgent.Options = {}): Dispatcher {
+  if (!proxyFromEnv()) return new Agent(options);
+  return new EnvHttpProxyAgent({
+    ...options,
+    ...(options.connect !== undefined && typeof options.connect === "object"
+      ? { requestTls: options.connect }
+      : {}),
+  });
+}

@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { rootCertificates } from "node:tls";
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from "../net/undici.js";
+import { dispatcherFromEnv, request, type Dispatcher } from "../net/undici.js";
 import { isDigest, type Digest } from "../core/digest.js";
 import { SigferryError, type ErrorCode, type ErrorDetails } from "../errors.js";
 import { resolveNetPolicy, type NetPolicy } from "../net/policy.js";
@@ -219,12 +219,7 @@ export class RegistryClient {
       keepAliveTimeout: 10_000,
       connect: tlsOptions,
     };
-    const env = process.env;
-    const proxied = Boolean(env.https_proxy ?? env.HTTPS_PROXY ?? env.http_proxy ?? env.HTTP_PROXY);
-    if (!proxied) return new Agent(agentOptions);
-    // EnvHttpProxyAgent honours HTTP(S)_PROXY and NO_PROXY; through a proxy the
-    // TLS options of the registry connection are `requestTls`, not `connect`.
-    return new EnvHttpProxyAgent({ ...agentOptions, requestTls: tlsOptions });
+    return dispatcherFromEnv(agentOptions);
   }
 
   /** Closes the connection pool (when the client created it). Idempotent. */

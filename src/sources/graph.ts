@@ -7,7 +7,7 @@
  * no versions, 404 for one that does not exist); we show both fields. Redirects
  * are not followed: pass the final URL as --graph-url.
  */
-import { Agent, request, type Dispatcher } from "../net/undici.js";
+import { dispatcherFromEnv, request, type Dispatcher } from "../net/undici.js";
 import { parseGraph, type UpdateGraph } from "../core/graph.js";
 import { graphArch, parseReleaseArch } from "../core/reference.js";
 import { SigferryError } from "../errors.js";
@@ -82,7 +82,7 @@ export async function fetchGraph(options: FetchGraphOptions): Promise<UpdateGrap
   const maxBytes = options.maxBytes ?? MAX_GRAPH_BYTES;
   // Without a dispatcher of the caller's, one for this fetch: it carries the connect timeout.
   const dispatcher =
-    options.dispatcher ?? new Agent({ connect: { timeout: policy.connectTimeoutMs } });
+    options.dispatcher ?? dispatcherFromEnv({ connect: { timeout: policy.connectTimeoutMs } });
   let reached = false;
 
   let text: string;

@@ -7,7 +7,7 @@
  * first 404, go on past other errors, and read at most 50 KiB of each. Unlike
  * oc-mirror (which fetches only signature-1) we fetch until the store says 404.
  */
-import { Agent, request, type Dispatcher } from "../net/undici.js";
+import { dispatcherFromEnv, request, type Dispatcher } from "../net/undici.js";
 import { storeDirName, type Digest } from "../core/digest.js";
 import { SigferryError } from "../errors.js";
 import { sourceTransportError } from "../net/errors.js";
@@ -90,7 +90,7 @@ export class SignatureStoreClient {
     this.#ownsDispatcher = options.dispatcher === undefined;
     this.#dispatcher =
       options.dispatcher ??
-      new Agent({
+      dispatcherFromEnv({
         connections: 16,
         keepAliveTimeout: 10_000,
         pipelining: 1,

@@ -4,7 +4,7 @@
  * they match the fingerprints pinned in src/core/trust.ts.
  */
 import { readFile } from "node:fs/promises";
-import { Agent, request, type Dispatcher } from "../net/undici.js";
+import { dispatcherFromEnv, request, type Dispatcher } from "../net/undici.js";
 import { SigferryError } from "../errors.js";
 import {
   REDHAT_BETA_KEY_2,
@@ -100,9 +100,9 @@ export async function loadTrust(options: LoadTrustOptions): Promise<TrustedKeys>
   const origin = { openpgp: "none", sigstore: "none" };
   // Without a caller's dispatcher, one of our own for these downloads, closed
   // when done (there is no global one: see src/net/undici.ts).
-  let own: Agent | undefined;
+  let own: Dispatcher | undefined;
   const fetchPublished = (url: string): Promise<string> => {
-    const dispatcher = options.dispatcher ?? (own ??= new Agent());
+    const dispatcher = options.dispatcher ?? (own ??= dispatcherFromEnv());
     return fetchText(url, dispatcher, options.signal);
   };
   try {
