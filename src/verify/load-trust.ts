@@ -6,6 +6,9 @@
 import { readFile } from "node:fs/promises";
 import { dispatcherFromEnv, request, type Dispatcher } from "../net/undici.js";
 import { SigferryError } from "../errors.js";
+import { sourceTransportError } from "../net/errors.js";
+import { resolveNetPolicy } from "../net/policy.js";
+import { TRANSIENT_STATUSES, markTransient, parseRetryAfter, withRetry } from "../net/retry.js";
 import {
   REDHAT_BETA_KEY_2,
   REDHAT_OPENPGP_KEY_URL,
@@ -50,34 +53,69 @@ export async function readKeyFile(file: string): Promise<Uint8Array> {
   }
 }
 
+/**
+ * GETs one of Red Hat's published key files under the shared retry policy
+ * (src/net/retry.ts): a reset connection, a timeout, 429 or a 5xx is tried
+ * again; a 404 or a refused connection is not.
+ */
 async function fetchText(
   url: string,
   dispatcher: Dispatcher,
   signal: AbortSignal | undefined,
 ): Promise<string> {
-  try {
-    const res = await request(url, {
-      dispatcher,
+  const policy = resolveNetPolicy();
+  const what = `GET ${url}`;
+  const details = { url };
+  let reached = false;
+  const failed = (cause: unknown): SigferryError =>
+    sourceTransportError(
+      {
+        what,
+        peer: "the key server",
+        details,
+        unreachable: (why) => ({
+          code: "NETWORK",
+          message:
+            `cannot fetch Red Hat's published key from ${url}: ${why}. ` +
+            "Pass the key file with --keyring/--sigstore-key instead.",
+        }),
+      },
+      cause,
       signal,
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
-    });
-    if (res.statusCode !== 200) {
-      await res.body.dump();
-      throw new SigferryError("HTTP_STATUS", `${url} answered ${res.statusCode}`, {
-        details: { url, status: res.statusCode },
-      });
-    }
-    return await res.body.text();
-  } catch (cause) {
-    if (cause instanceof SigferryError) throw cause;
-    throw new SigferryError(
-      "NETWORK",
-      `cannot fetch Red Hat's published key from ${url}: ${(cause as Error).message}. ` +
-        "Pass the key file with --keyring/--sigstore-key instead.",
-      { cause, details: { url } },
+      reached,
     );
-  }
+  return withRetry(
+    async ({ signal: attempt }) => {
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, {
+          dispatcher,
+          signal: attempt,
+          headersTimeout: policy.headersTimeoutMs,
+          bodyTimeout: policy.bodyTimeoutMs,
+        });
+      } catch (cause) {
+        throw failed(cause);
+      }
+      reached = true;
+      if (res.statusCode !== 200) {
+        await res.body.dump().catch(() => undefined);
+        const err = new SigferryError("HTTP_STATUS", `${url} answered ${res.statusCode}`, {
+          details: { url, status: res.statusCode },
+        });
+        if (TRANSIENT_STATUSES.has(res.statusCode)) {
+          markTransient(err, parseRetryAfter(res.headers["retry-after"]));
+        }
+        throw err;
+      }
+      try {
+        return await res.body.text();
+      } catch (cause) {
+        throw failed(cause);
+      }
+    },
+    { policy, what, ...(signal !== undefined ? { signal } : {}) },
+  );
 }
 
 /** Loads the key files given with --keyring and --sigstore-key, as they are. */

@@ -76,6 +76,42 @@ describe("loadTrust with Red Hat's published keys", () => {
     expect((err as Error).message).toContain(REDHAT_SIGSTORE_KEY_URL);
   });
 
+  it("tries a download again after a 503 or a reset connection, as every other request", async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pgp = new URL(REDHAT_OPENPGP_KEY_URL);
+    const sig = new URL(REDHAT_SIGSTORE_KEY_URL);
+    agent
+      .get(pgp.origin)
+      .intercept({ path: pgp.pathname, method: "GET" })
+      .reply(503, "busy", { headers: { "retry-after": "0" } });
+    agent.get(pgp.origin).intercept({ path: pgp.pathname, method: "GET" }).reply(200, releaseKey2);
+    agent
+      .get(sig.origin)
+      .intercept({ path: sig.pathname, method: "GET" })
+      .replyWithError(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
+    agent.get(sig.origin).intercept({ path: sig.pathname, method: "GET" }).reply(200, sigstoreKey);
+    const trust = await loadTrust({ fetchPublished: true, dispatcher: agent });
+    expect(trust.openpgp.map((k) => k.fingerprint)).toEqual([REDHAT_RELEASE_KEY_2]);
+    expect(trust.sigstore.map((k) => k.id)).toEqual([REDHAT_SIGSTORE_KEY_ID]);
+    agent.assertNoPendingInterceptors();
+  });
+
+  it("does not try a 404 again: HTTP_STATUS naming the URL", async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pgp = new URL(REDHAT_OPENPGP_KEY_URL);
+    agent.get(pgp.origin).intercept({ path: pgp.pathname, method: "GET" }).reply(404, "gone");
+    // A second answer that would succeed: it must stay unused.
+    agent.get(pgp.origin).intercept({ path: pgp.pathname, method: "GET" }).reply(200, releaseKey2);
+    const err = await loadTrust({ fetchPublished: true, dispatcher: agent }).catch(
+      (e: unknown) => e,
+    );
+    expect(isSigferryError(err, "HTTP_STATUS")).toBe(true);
+    expect((err as Error).message).toBe(`${REDHAT_OPENPGP_KEY_URL} answered 404`);
+    expect(agent.pendingInterceptors()).toHaveLength(1);
+  });
+
   it("trusts exactly the key files given, fetching nothing", async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), "sigferry-trust-"));
     const file = path.join(tmp, "ci.asc");
