@@ -11,7 +11,7 @@
  *   (https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#response-status-kind);
  *   their message and causes name the object, verb and fields, never a secret.
  */
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from "../net/undici.js";
+import { Agent, EnvHttpProxyAgent, proxyFromEnv, request, type Dispatcher } from "../net/undici.js";
 import { SigferryError, type ErrorCode } from "../errors.js";
 import { resolveNetPolicy, type NetPolicy } from "../net/policy.js";
 import {
@@ -159,8 +159,7 @@ export class KubeClient {
       rejectUnauthorized: target.insecureSkipTlsVerify !== true,
     };
     const env = process.env;
-    const proxied = Boolean(env.https_proxy ?? env.HTTPS_PROXY ?? env.http_proxy ?? env.HTTP_PROXY);
-    if (!proxied) return new Agent({ connect: tls, keepAliveTimeout: 10_000 });
+    if (!proxyFromEnv(env)) return new Agent({ connect: tls, keepAliveTimeout: 10_000 });
     // Go's proxy rules (which kubectl follows) never proxy loopback; keep that.
     const noProxy = [env.no_proxy ?? env.NO_PROXY, "localhost", "127.0.0.1", "::1"]
       .filter(Boolean)
