@@ -233,7 +233,9 @@ export async function runCreate(
         const trust = await trustReady;
         if (trust.sigstore.length === 0 && !required.includes("sigstore"))
           return { skipped: true } as const;
-        const artifact = await run(() => fetchSigArtifact(client, repo.path, digest, cache));
+        const artifact = await run(() =>
+          fetchSigArtifact(client, repo.path, digest, cache, { deriveConfig: true }),
+        );
         const verified = artifact
           ? verifySigArtifact(artifact, digest, { kind: "PublicKey", keys: trust.sigstore })
           : undefined;

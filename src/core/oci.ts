@@ -116,3 +116,29 @@ export function parseManifest(
     layers: m.layers.map((d, i) => parseDescriptor(d, `${where} layers[${i}]`)),
   };
 }
+
+/**
+ * The config blob cosign writes for a `.sig` image whose layers have these digests:
+ * go-containerregistry's `empty.Image` with the signature layers appended, its
+ * `v1.ConfigFile` marshalled by encoding/json (field order architecture, created,
+ * history, os, rootfs, config; a zero time for every date; one history entry per
+ * layer). The simple-signing layers are stored uncompressed, so each diff_id is the
+ * layer's own digest. Every real `.sig` artifact in `../shared/real/cosign-sig-layouts`
+ * has exactly these bytes.
+ *
+ * A registry serves what it stores, so a caller may use these bytes in place of a
+ * config only after checking they hash to the manifest's config digest.
+ */
+export function cosignSigConfigBytes(layerDigests: readonly Digest[]): Uint8Array {
+  const zeroTime = "0001-01-01T00:00:00Z";
+  return new TextEncoder().encode(
+    JSON.stringify({
+      architecture: "",
+      created: zeroTime,
+      history: layerDigests.map(() => ({ created: zeroTime })),
+      os: "",
+      rootfs: { type: "layers", diff_ids: layerDigests },
+      config: {},
+    }),
+  );
+}

@@ -5,10 +5,10 @@
  */
 import type { BundleRelease } from "../core/bundle-index.js";
 import { sigTag, type Digest } from "../core/digest.js";
-import { parseManifest } from "../core/oci.js";
+import { cosignSigConfigBytes, parseManifest, type Descriptor } from "../core/oci.js";
 import { archFromPlatform, releaseTag, type ReleaseArch } from "../core/reference.js";
 import { SigferryError } from "../errors.js";
-import type { RegistryClient } from "../registry/client.js";
+import { sha256Digest, type RegistryClient } from "../registry/client.js";
 import { OCI_MANIFEST } from "../registry/types.js";
 import type { SigArtifact } from "../verify/sigstore.js";
 
@@ -140,6 +140,29 @@ export async function resolveByDigest(
 export type BlobCache = Map<string, Promise<Uint8Array>>;
 
 /**
+ * The config of a `.sig` manifest when it is the one cosign writes for its layers
+ * (checked by digest and size), else undefined and the config must be fetched.
+ */
+function derivedSigConfig(
+  config: Descriptor,
+  layers: readonly Descriptor[],
+): Uint8Array | undefined {
+  if (layers.length === 0) return undefined;
+  const bytes = cosignSigConfigBytes(layers.map((l) => l.digest));
+  return bytes.length === config.size && sha256Digest(bytes) === config.digest ? bytes : undefined;
+}
+
+/** How {@link fetchSigArtifact} treats the config blob. */
+export interface SigFetchOptions {
+  /**
+   * Build the config from the layer digests instead of downloading it when its digest
+   * proves it is cosign's standard config: one round trip fewer per artifact. Off
+   * when the point is to prove the registry holds every blob.
+   */
+  deriveConfig: boolean;
+}
+
+/**
  * Fetches the cosign artifact `sha256-<hex>.sig` of `imageDigest`: its manifest (exact
  * bytes) and every blob it names. Returns undefined when the tag does not exist.
  */
@@ -148,6 +171,7 @@ export async function fetchSigArtifact(
   repoPath: string,
   imageDigest: Digest,
   cache: BlobCache,
+  options: SigFetchOptions,
 ): Promise<SigArtifact | undefined> {
   const tag = sigTag(imageDigest);
   // containers/image reads only OCI image manifests for sigstore attachments; ask for exactly that.
@@ -156,7 +180,11 @@ export async function fetchSigArtifact(
   const parsed = parseManifest(fetched.bytes, fetched.mediaType, `${repoPath}:${tag}`);
   const blobs = new Map<string, Uint8Array>();
   if (parsed.kind === "manifest") {
-    for (const d of [parsed.config, ...parsed.layers]) {
+    const derived = options.deriveConfig
+      ? derivedSigConfig(parsed.config, parsed.layers)
+      : undefined;
+    if (derived) blobs.set(parsed.config.digest, derived);
+    for (const d of derived ? parsed.layers : [parsed.config, ...parsed.layers]) {
       if (d.size > MAX_SIG_BLOB) {
         throw new SigferryError(
           "REGISTRY_PROTOCOL",
