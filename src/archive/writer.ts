@@ -70,8 +70,11 @@ const TAR_END_BLOCKS = 1024;
 /** Bytes of tar gathered before one write to gzip or the file. */
 const WRITE_BATCH = 64 * 1024;
 // Every deflate parameter fixed, so a change of zlib defaults cannot change the output.
+// Level 6 (zlib's and gzip(1)'s default), not 9: on a 200-release archive 9 took
+// twice the time (65 against 31 ms, on the path to the finished file) for 0.9 %
+// fewer bytes (701 531 against 707 664).
 const GZIP_OPTIONS = {
-  level: 9,
+  level: 6,
   windowBits: 15,
   memLevel: 8,
   strategy: zlibConstants.Z_DEFAULT_STRATEGY,
