@@ -432,6 +432,9 @@ export function missingImageWarnings(
   ];
 }
 
+/** Files of a manifests directory written at once (the thread pool has 4 threads by default). */
+const MANIFEST_WRITES_AT_ONCE = 8;
+
 /** Writes the manifests to `dir` through a sibling temp dir renamed into place, so a failure leaves no half-written set. */
 export async function writeManifestsDir(
   dir: string,
@@ -442,8 +445,17 @@ export async function writeManifestsDir(
   const tmp = `${abs}.tmp-${process.pid}-${Date.now()}`;
   try {
     await mkdir(tmp, { recursive: true });
-    for (const f of files) await writeFile(path.join(tmp, f.file), f.yaml, { mode: 0o644 });
-    await writeFile(path.join(tmp, "kustomization.yaml"), kustomization, { mode: 0o644 });
+    // Several files at once: each write is a few thread-pool jobs (open, write,
+    // close), and one after another they were most of apply's time after the
+    // last push (2 000+ files for a large bundle).
+    // Every write settles before the temp dir can be removed on a failure.
+    const limit = pLimit(MANIFEST_WRITES_AT_ONCE);
+    const writes = await Promise.allSettled([
+      ...files.map((f) => limit(() => writeFile(path.join(tmp, f.file), f.yaml, { mode: 0o644 }))),
+      limit(() => writeFile(path.join(tmp, "kustomization.yaml"), kustomization, { mode: 0o644 })),
+    ]);
+    const failed = writes.find((w) => w.status === "rejected");
+    if (failed) throw failed.reason;
     await rm(abs, { recursive: true, force: true });
     await rename(tmp, abs);
   } catch (cause) {
