@@ -136,7 +136,7 @@ export async function resolveByDigest(
   return release;
 }
 
-/** A cache of blobs by digest shared by all `.sig` fetches of a run (cosign configs repeat). */
+/** A cache of blobs by digest shared by all `.sig` fetches of a run: a blob two artifacts name is fetched once. */
 export type BlobCache = Map<string, Promise<Uint8Array>>;
 
 /**
