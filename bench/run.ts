@@ -32,13 +32,12 @@ import { startLatencyProxyInWorker, type ProxyStats, type WorkerProxy } from "./
 import { manualScript } from "./manual.js";
 import { killMeasured, measure, requireGnuTime, type Measured } from "./measure.js";
 import { renderMarkdown } from "./report.js";
+import { DEFAULT_CONCURRENCY } from "../src/net/policy.js";
 
 const exec = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const OUT = path.join(ROOT, "bench", "out");
 const CLI = path.join(ROOT, "bin", "sigferry.js");
-/** sigferry's default --concurrency (src/cli.ts). */
-const DEFAULT_CONCURRENCY = 8;
 
 /** Command-line options of the bench. */
 interface BenchOptions {

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { EXIT, SigferryError, isSigferryError } from "./errors.js";
+import { DEFAULT_CONCURRENCY } from "./net/policy.js";
 import { JSON_SCHEMA_VERSION } from "./commands/output.js";
 import { redact } from "./redact.js";
 import { VERSION_LINE } from "./version.js";
@@ -165,7 +166,7 @@ for its options. The user guide: docs/user-guide.md.`,
           "--keep-going",
           "write a bundle recording what is missing instead of failing (exit code still non-zero)",
         )
-        .option("--concurrency <n>", "parallel requests", "8")
+        .option("--concurrency <n>", "parallel requests", String(DEFAULT_CONCURRENCY))
         .option(
           "--dry-run",
           "print the resolved plan (releases, digests, upgrade edges, risks); fetch no signature",
@@ -369,7 +370,7 @@ Examples:
             "also apply the ImageDigestMirrorSet and ClusterImagePolicy to the cluster",
           )
           .option("--dry-run", "print what would be pushed and applied; change nothing")
-          .option("--concurrency <n>", "parallel requests", "8"),
+          .option("--concurrency <n>", "parallel requests", String(DEFAULT_CONCURRENCY)),
       ),
     ),
   )
@@ -411,7 +412,7 @@ the signatures are pushed anyway; mirror the release, then run \`sigferry check\
           .option("--kubeconfig <path>", "kubeconfig (default: KUBECONFIG, then ~/.kube/config)")
           .option("--context <name>", "kubeconfig context")
           .option("--skip-cluster", "check the mirror only")
-          .option("--concurrency <n>", "parallel requests", "8"),
+          .option("--concurrency <n>", "parallel requests", String(DEFAULT_CONCURRENCY)),
       ),
     ),
   )

@@ -18,14 +18,12 @@ import type { BundleIndex } from "../core/bundle-index.js";
 import type { Digest } from "../core/digest.js";
 import { formatRepository, parseRepository } from "../core/reference.js";
 import { SigferryError } from "../errors.js";
+import { DEFAULT_CONCURRENCY } from "../net/policy.js";
 import type { RegistryClient } from "../registry/client.js";
 import type { BlobPushResult } from "../registry/types.js";
 import { positiveInt, registryClient, registryOptions, type RegistryFlags } from "./common.js";
 import { assertVerified, runVerify } from "./bundle-verify.js";
 import type { OutputOptions, Reporter } from "./output.js";
-
-/** Requests in flight at once unless --concurrency says otherwise. */
-const DEFAULT_CONCURRENCY = 8;
 
 /** Options of `bundle apply`. */
 export interface ApplyOptions extends RegistryFlags, OutputOptions {

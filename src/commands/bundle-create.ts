@@ -15,6 +15,7 @@ import { MemberStore } from "../archive/member-store.js";
 import type { BundleRelease, MissingSignature, RejectedSignature } from "../core/bundle-index.js";
 import { sigTag, type Digest } from "../core/digest.js";
 import { SigferryError, isSigferryError } from "../errors.js";
+import { DEFAULT_CONCURRENCY } from "../net/policy.js";
 import { SignatureStoreClient, type StoreListing } from "../sources/signature-store.js";
 import { fetchSigArtifact, type BlobCache } from "../sources/releases.js";
 import { buildPlan, printPlan, resolveSettings, type SelectionFlags } from "./create-plan.js";
@@ -63,9 +64,6 @@ export interface CreateResult {
   rejected: RejectedSignature[];
   missing: MissingSignature[];
 }
-
-/** Requests in flight at once unless --concurrency says otherwise. */
-export const DEFAULT_CONCURRENCY = 8;
 
 /**
  * Ask for signature-1 and signature-2 together (see SignatureStoreClient#listPipelined):

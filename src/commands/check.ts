@@ -19,6 +19,7 @@ import {
   type ReleaseArch,
 } from "../core/reference.js";
 import { EXIT, SigferryError, isSigferryError } from "../errors.js";
+import { DEFAULT_CONCURRENCY } from "../net/policy.js";
 import {
   fetchSigArtifact,
   resolveByDigest,
@@ -98,7 +99,7 @@ export async function runCheck(
   ];
   const mirror = parseRepository(options.to);
   const mirrorLabel = formatRepository(mirror);
-  const limit = pLimit(positiveInt(options.concurrency, "--concurrency", 8));
+  const limit = pLimit(positiveInt(options.concurrency, "--concurrency", DEFAULT_CONCURRENCY));
 
   // Trust: key files, plus pinned keys carried by a verified bundle, plus (below) the cluster's own keys.
   const { openpgp, sigstore } = await loadKeyFiles(options);

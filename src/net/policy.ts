@@ -10,6 +10,13 @@
  */
 import { SigferryError } from "../errors.js";
 
+/**
+ * Requests in flight at once unless --concurrency says otherwise, for create,
+ * apply and check alike. Kept low for quay.io, which limits each client address
+ * to a few requests per second per endpoint and answers 429 beyond that.
+ */
+export const DEFAULT_CONCURRENCY = 8;
+
 /** Timeouts and retry limits for one client. All durations in milliseconds. */
 export interface NetPolicy {
   /** Attempts per request, the first included (1 = no retry). */
