@@ -17,11 +17,13 @@ import { applyManifests, type ManifestFile } from "../core/apply-manifests.js";
 import type { BundleIndex } from "../core/bundle-index.js";
 import type { Digest } from "../core/digest.js";
 import { formatRepository, parseRepository } from "../core/reference.js";
+import { forEachWindowed } from "../core/windowed.js";
 import { SigferryError } from "../errors.js";
 import { DEFAULT_CONCURRENCY } from "../net/policy.js";
 import type { RegistryClient } from "../registry/client.js";
 import type { BlobPushResult } from "../registry/types.js";
 import { positiveInt, registryClient, registryOptions, type RegistryFlags } from "./common.js";
+import type { OpenedBundle } from "../archive/bundle.js";
 import { assertVerified, runVerify } from "./bundle-verify.js";
 import type { OutputOptions, Reporter } from "./output.js";
 
@@ -108,14 +110,17 @@ export async function runApply(
       // A pool smaller than the limiter would queue requests the limiter let through.
       regOptions.connections = Math.max(regOptions.connections ?? 0, concurrency);
       const client = registryClient(mirror.registry, regOptions);
-      return { client, probes: startProbes(index, client, mirror.path, limit) };
+      const probes = startProbes(index, client, mirror.path, limit, concurrency, () => stopping);
+      return { client, probes };
     })();
     // Observed after verification, so that its errors come in the order they always did.
     registry.catch(() => undefined);
   };
   let disconnected: Promise<void> | undefined;
+  let stopping = false;
   const disconnect = (): Promise<void> =>
     (disconnected ??= (async () => {
+      stopping = true;
       limit.clearQueue();
       const r = await registry?.catch(() => undefined);
       await r?.client.close();
@@ -126,15 +131,7 @@ export async function runApply(
     // signatures are verified, the read-only checks (does the mirror hold each
     // release image, each .sig tag?) already run: they change nothing, and their
     // round trips overlap the verification instead of following it.
-    const { result: verified, bundle } = await runVerify(
-      file,
-      { ...options, json: false, quiet: true },
-      reporter,
-      { onOpened: (opened) => connect(opened.index) },
-    );
-    assertVerified(verified);
-    reporter.info(`verified ${file} (${verified.lines.length} checks)`);
-    const { index, members } = bundle;
+    const { index, members, ...bundle } = await verified(file, options, reporter, connect);
     const out: ApplyResult = {
       ok: true,
       dryRun,
@@ -151,6 +148,7 @@ export async function runApply(
         out.registry = await pushArtifacts(index, members, client, mirror.path, mirrorLabel, {
           dryRun,
           limit,
+          width: concurrency,
           probes,
           reporter,
           warn,
@@ -235,20 +233,53 @@ export async function runApply(
   }
 }
 
-/** The read-only registry checks, started before the pushes: answers by release digest and by tag. */
-interface Probes {
-  /** Release image digest → whether the mirror holds it. */
-  images: Map<string, Promise<boolean>>;
-  /** `.sig` tag → what the mirror holds under it (undefined: nothing). */
-  tags: Map<string, Promise<{ digest?: Digest } | undefined>>;
+/**
+ * Verifies the bundle (throwing unless every check passed) and returns it
+ * opened. The check lines are counted and let go: at 2000 releases they are
+ * 8 700 objects (1.7 MiB) that the pushes and the cluster never read.
+ */
+async function verified(
+  file: string,
+  options: ApplyOptions,
+  reporter: Reporter,
+  connect: (index: BundleIndex) => void,
+): Promise<OpenedBundle> {
+  const { result, bundle } = await runVerify(
+    file,
+    { ...options, json: false, quiet: true },
+    reporter,
+    { onOpened: (opened) => connect(opened.index) },
+  );
+  assertVerified(result);
+  reporter.info(`verified ${file} (${result.lines.length} checks)`);
+  return bundle;
 }
 
-/** Starts every read-only check of `index` against the mirror, each a request through `limit`. */
+/** The read-only registry checks, started before the pushes. */
+interface Probes {
+  /** How many release images are checked. */
+  imagesChecked: number;
+  /** The release image digests the mirror does not hold, in release order; settles when every image has been checked. */
+  missingImages: Promise<Digest[]>;
+  /** What the mirror holds under a `.sig` tag (undefined: nothing); each tag is asked about once. */
+  tag: (tag: string) => Promise<{ digest?: Digest } | undefined>;
+}
+
+/**
+ * Starts the read-only checks of `index` against the mirror, each a request
+ * through `limit`: a HEAD per release image, and (from LIST_TAGS_FROM tags up)
+ * one tag listing that says which `.sig` tags need a HEAD. At most `width`
+ * images and `width` tags are under way at a time, so the checks of 2000
+ * releases do not wait on the heap all at once (src/core/windowed.ts); the
+ * tags are asked in push order, ahead of the pushes, while verification runs.
+ */
 function startProbes(
   index: BundleIndex,
   client: RegistryClient,
   repo: string,
   limit: LimitFunction,
+  width: number,
+  stopped: () => boolean,
 ): Probes {
   const quiet = <T>(p: Promise<T>): Promise<T> => {
     // Awaited by pushArtifacts; if it never runs (verification failed), nobody waits.
@@ -264,38 +295,57 @@ function startProbes(
           (all) => new Set(all),
           () => undefined,
         );
-  const images = new Map<string, Promise<boolean>>();
+
+  const digests = new Set<Digest>();
   for (const r of index.releases) {
-    for (const digest of [r.digest, ...(r.manifests ?? []).map((m) => m.digest)]) {
-      if (images.has(digest)) continue;
-      images.set(
-        digest,
-        quiet(limit(async () => (await client.headManifest(repo, digest)) !== undefined)),
-      );
-    }
+    digests.add(r.digest);
+    for (const m of r.manifests ?? []) digests.add(m.digest);
   }
-  const head = (tag: string): Promise<{ digest?: Digest } | undefined> =>
-    limit(() => client.headManifest(repo, tag));
-  const tags = new Map<string, Promise<{ digest?: Digest } | undefined>>();
-  if (listed === undefined) {
-    for (const tag of names) tags.set(tag, quiet(head(tag)));
-    return { images, tags };
-  }
+  const held: boolean[] = [];
+  const missingImages = quiet(
+    forEachWindowed(
+      digests,
+      width,
+      async (digest, i) => {
+        held[i] = (await limit(() => client.headManifest(repo, digest))) !== undefined;
+      },
+      { stopped },
+    ).then(() => [...digests].filter((_, i) => !held[i])),
+  );
+
   // One listing says which tags exist; only those need a HEAD for their digest.
   // On a first push that saves a request per artifact (HEAD answering 404), for
   // one request per page of tags. A listing that fails is not an error: every
   // tag gets its HEAD, as with few tags.
-  for (const tag of names) {
-    tags.set(
-      tag,
-      quiet(
-        listed.then((present) =>
-          present === undefined || present.has(tag) ? head(tag) : undefined,
-        ),
-      ),
-    );
-  }
-  return { images, tags };
+  const asked = new Map<string, Promise<{ digest?: Digest } | undefined>>();
+  const head = (tag: string): Promise<{ digest?: Digest } | undefined> =>
+    limit(() => client.headManifest(repo, tag));
+  const tag = (name: string): Promise<{ digest?: Digest } | undefined> => {
+    let answer = asked.get(name);
+    if (answer === undefined) {
+      answer = quiet(
+        listed === undefined
+          ? head(name)
+          : listed.then((present) =>
+              present === undefined || present.has(name) ? head(name) : undefined,
+            ),
+      );
+      asked.set(name, answer);
+    }
+    return answer;
+  };
+  // Asked ahead of the pushes; a failure here is the push's to report.
+  void quiet(
+    forEachWindowed(
+      names,
+      width,
+      async (name) => {
+        await tag(name).catch(() => undefined);
+      },
+      { stopped },
+    ),
+  );
+  return { imagesChecked: digests.size, missingImages, tag };
 }
 
 /** From this many `.sig` tags up, apply lists the repository's tags instead of a HEAD per tag. */
@@ -311,6 +361,8 @@ async function pushArtifacts(
   ctx: {
     dryRun: boolean;
     limit: LimitFunction;
+    /** Artifacts under way at most (the limiter's width: enough to keep every slot busy). */
+    width: number;
     probes: Probes;
     reporter: Reporter;
     warn: (w: string) => void;
@@ -321,76 +373,76 @@ async function pushArtifacts(
 
   // A signature without its image means the mirroring went wrong: warn.
   const label = releaseLabeler(index.releases);
-  const imageChecks = (async () => {
-    const missing: { release: string; digest: string }[] = [];
-    for (const [digest, present] of probes.images) {
-      if (!(await present)) missing.push({ release: label(digest), digest });
-    }
-    for (const w of missingImageWarnings(repoLabel, missing, probes.images.size)) ctx.warn(w);
+  const imageChecks = probes.missingImages.then((digests) => {
+    const missing = digests.map((digest) => ({ release: label(digest), digest }));
+    for (const w of missingImageWarnings(repoLabel, missing, probes.imagesChecked)) ctx.warn(w);
     return missing;
-  })();
+  });
 
   let done = 0;
-  const pushes = Promise.all(
-    index.sigstore.map(async (a): Promise<PushLine> => {
-      const line: PushLine = {
-        tag: a.tag,
-        digest: a.digest,
-        manifestDigest: a.manifest.digest,
-        action: "unchanged",
-        blobs: [],
-      };
-      const current = await probes.tags.get(a.tag)!;
-      if (current?.digest === a.manifest.digest) {
-        // Same manifest digest ⇒ same bytes; its blobs were pushed before it (blobs first).
-        ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} unchanged`);
-        return line;
-      }
-      // One request slot for the artifact's requests, which go one after another.
-      return limit(async () => {
-        if (ctx.dryRun) {
-          line.action = "would-push";
-          for (const d of [a.config, ...a.layers]) {
-            line.blobs.push({
-              digest: d.digest,
-              result: (await client.hasBlob(repo, d.digest)) ? "present" : "would-push",
-            });
-          }
-          ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} would push`);
-          return line;
-        }
-        // A tag that is absent means a first push: its blobs are almost surely absent
-        // too, and a HEAD per small blob would cost a round trip and save no bytes.
-        // A tag that holds other content is an update: most blobs are there already.
-        const checkExists = current !== undefined;
+  const pushOne = async (a: BundleIndex["sigstore"][number]): Promise<PushLine> => {
+    const line: PushLine = {
+      tag: a.tag,
+      digest: a.digest,
+      manifestDigest: a.manifest.digest,
+      action: "unchanged",
+      blobs: [],
+    };
+    const current = await probes.tag(a.tag);
+    if (current?.digest === a.manifest.digest) {
+      // Same manifest digest ⇒ same bytes; its blobs were pushed before it (blobs first).
+      ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} unchanged`);
+      return line;
+    }
+    // One request slot for the artifact's requests, which go one after another.
+    return limit(async () => {
+      if (ctx.dryRun) {
+        line.action = "would-push";
         for (const d of [a.config, ...a.layers]) {
           line.blobs.push({
             digest: d.digest,
-            result: await client.pushBlob(repo, d.digest, blob(d.digest), { checkExists }),
+            result: (await client.hasBlob(repo, d.digest)) ? "present" : "would-push",
           });
         }
-        const pushed = await client.putManifest(
-          repo,
-          a.tag,
-          blob(a.manifest.digest),
-          a.manifest.mediaType,
-        );
-        if (pushed !== a.manifest.digest) {
-          throw new SigferryError(
-            "DIGEST_MISMATCH",
-            `${repoLabel}:${a.tag}: the registry stored ${pushed}, expected ${a.manifest.digest}`,
-            {
-              details: { digest: a.digest },
-            },
-          );
-        }
-        line.action = "pushed";
-        ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} pushed`);
+        ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} would push`);
         return line;
-      });
-    }),
-  );
-  const [artifacts, missingImages] = await Promise.all([pushes, imageChecks]);
+      }
+      // A tag that is absent means a first push: its blobs are almost surely absent
+      // too, and a HEAD per small blob would cost a round trip and save no bytes.
+      // A tag that holds other content is an update: most blobs are there already.
+      const checkExists = current !== undefined;
+      for (const d of [a.config, ...a.layers]) {
+        line.blobs.push({
+          digest: d.digest,
+          result: await client.pushBlob(repo, d.digest, blob(d.digest), { checkExists }),
+        });
+      }
+      const pushed = await client.putManifest(
+        repo,
+        a.tag,
+        blob(a.manifest.digest),
+        a.manifest.mediaType,
+      );
+      if (pushed !== a.manifest.digest) {
+        throw new SigferryError(
+          "DIGEST_MISMATCH",
+          `${repoLabel}:${a.tag}: the registry stored ${pushed}, expected ${a.manifest.digest}`,
+          {
+            details: { digest: a.digest },
+          },
+        );
+      }
+      line.action = "pushed";
+      ctx.reporter.progress("push", ++done, index.sigstore.length, `${a.tag} pushed`);
+      return line;
+    });
+  };
+  // At most `width` artifacts under way: the rest wait as index entries, not as queued tasks.
+  const artifacts: PushLine[] = [];
+  const pushes = forEachWindowed(index.sigstore, ctx.width, async (a, i) => {
+    artifacts[i] = await pushOne(a);
+  });
+  const [, missingImages] = await Promise.all([pushes, imageChecks]);
   return { to: repoLabel, artifacts, missingImages };
 }
 

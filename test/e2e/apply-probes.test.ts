@@ -22,6 +22,8 @@ let dir: string;
 let many: string;
 let few: string;
 let denyListing = false;
+/** When set, the mirror refuses the nth `.sig` manifest PUT from now on (1-based). */
+let refusePut: { nth: number; seen: number } | undefined;
 
 async function create(output: string, versions: string[]): Promise<void> {
   await runCreate(
@@ -45,6 +47,18 @@ beforeAll(async () => {
     target: world.mirror!.url,
     // Some registries refuse to list tags to a client that may push (a permission of its own).
     respond: (req, res) => {
+      if (
+        refusePut &&
+        req.method === "PUT" &&
+        /\/manifests\/sha256-[0-9a-f]{64}\.sig$/.test(req.url)
+      ) {
+        if (++refusePut.seen === refusePut.nth) {
+          res.writeHead(403, { "content-type": "application/json" });
+          res.end('{"errors":[{"code":"DENIED","message":"quota exceeded"}]}');
+          return true;
+        }
+        return false;
+      }
       if (!denyListing || !req.url.includes("/tags/list")) return false;
       res.writeHead(403, { "content-type": "application/json" });
       res.end('{"errors":[{"code":"DENIED","message":"listing tags is not allowed"}]}');
@@ -88,8 +102,13 @@ function requests(): string[] {
 
 const count = (list: string[], what: string): number => list.filter((r) => r === what).length;
 
-async function apply(archive: string, repo: string): Promise<{ actions: string[] }> {
+async function apply(
+  archive: string,
+  repo: string,
+  extra: Partial<ApplyOptions> = {},
+): Promise<{ actions: string[] }> {
   const options: ApplyOptions = {
+    ...extra,
     to: `${proxy.host}/${repo}`,
     plainHttp: true,
     skipCluster: true,
@@ -156,5 +175,23 @@ describe("bundle apply with few .sig tags", () => {
     const r = requests();
     expect(count(r, "GET tags")).toBe(0);
     expect(count(r, "HEAD sig-tag")).toBe(3);
+  });
+});
+
+describe("bundle apply when a push fails", () => {
+  it("starts no further artifact, lets those under way finish, and reports the refusal", async () => {
+    refusePut = { nth: 3, seen: 0 };
+    try {
+      await expect(apply(many, "probes/refused", { concurrency: 2 })).rejects.toThrow(
+        /put manifest .*probes\/refused: access denied \(403\)/,
+      );
+    } finally {
+      refusePut = undefined;
+    }
+    const r = requests();
+    // Two artifacts under way at most: the refused third, and at most one beside it.
+    expect(count(r, "PUT sig-tag")).toBeGreaterThanOrEqual(3);
+    expect(count(r, "PUT sig-tag")).toBeLessThanOrEqual(4);
+    expect(count(r, "PUT sig-tag")).toBeLessThan(RELEASES);
   });
 });
