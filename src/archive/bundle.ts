@@ -10,6 +10,7 @@ import { MEMBER, type BundleIndex } from "../core/bundle-index.js";
 import { checkMembers, parseChecksums, parseSidecar } from "../core/checksums.js";
 import { parseBundleIndex } from "../core/index-validate.js";
 import { SigferryError } from "../errors.js";
+import { memberText } from "./member-read.js";
 import { readArchive, type ArchiveLimits, type ReadArchiveResult } from "./reader.js";
 
 /** A bundle whose bytes and checksums are intact (its signatures are not yet checked). */
@@ -54,6 +55,22 @@ function namingFile(err: unknown, file: string): unknown {
   });
 }
 
+/**
+ * index.json as text, read in pieces (src/archive/member-read.ts); undefined
+ * when there is none. Bytes that are not UTF-8 are INDEX_INVALID, as bad JSON is.
+ */
+export function indexText(members: ReadonlyMap<string, Uint8Array>): string | undefined {
+  try {
+    return memberText(members, MEMBER.index);
+  } catch (cause) {
+    if (!(cause instanceof TypeError)) throw cause;
+    throw new SigferryError("INDEX_INVALID", `${MEMBER.index} is not valid UTF-8 JSON`, {
+      cause,
+      details: { member: MEMBER.index },
+    });
+  }
+}
+
 /** Reads and integrity-checks a bundle; throws CHECKSUM_MISMATCH, ARCHIVE_* or INDEX_INVALID naming the member. */
 export async function openBundle(
   file: string,
@@ -96,8 +113,7 @@ function checkOpened(
   }
 
   // 2. Every member against the checksum list.
-  const listBytes = archive.members.get(MEMBER.checksums);
-  if (!listBytes) {
+  if (!archive.members.has(MEMBER.checksums)) {
     throw new SigferryError(
       "ARCHIVE_CORRUPT",
       `${file}: no ${MEMBER.checksums} member; not a sigferry bundle`,
@@ -106,7 +122,7 @@ function checkOpened(
       },
     );
   }
-  const listed = parseChecksums(new TextDecoder().decode(listBytes));
+  const listed = parseChecksums(memberText(archive.members, MEMBER.checksums, "replace")!);
   // The reader hashed every member as it passed; no second read of the bytes.
   const actual = new Map<string, { sha256: string; size: number }>();
   for (const name of archive.members.keys()) {
@@ -126,13 +142,13 @@ function checkOpened(
   }
 
   // 3. The index: known format version, every referenced member present, digests well-formed.
-  const indexBytes = archive.members.get(MEMBER.index);
-  if (!indexBytes) {
+  const text = indexText(archive.members);
+  if (text === undefined) {
     throw new SigferryError("INDEX_INVALID", `${file}: no ${MEMBER.index} member`, {
       details: { file, member: MEMBER.index },
     });
   }
-  const index = parseBundleIndex(indexBytes, new Set(archive.members.keys()));
+  const index = parseBundleIndex(text, new Set(archive.members.keys()));
   return {
     file,
     sha256: archive.sha256,

@@ -14,7 +14,7 @@
  * keeps the `ReadonlyMap` interface the verifiers and commands use, and
  * `chunks` gives a large member (index.json, REPORT.md) piece by piece.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, type Hash } from "node:crypto";
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -74,6 +74,8 @@ export class MemberStore implements ReadonlyMap<string, Uint8Array> {
   // 16 KiB output); holding views would keep every such chunk alive until the flush.
   #pending: Buffer = Buffer.allocUnsafeSlow(WRITE_BATCH);
   #pendingBytes = 0;
+  /** The member being added part by part (begin … finish). */
+  #adding: { name: string; offset: number; size: number; hash: Hash } | undefined;
   #closed = false;
   readonly #dir: string;
   readonly #for: string;
@@ -104,6 +106,9 @@ export class MemberStore implements ReadonlyMap<string, Uint8Array> {
   /** Adds a member (the reader has checked its name is new); returns its sha256 hex. */
   add(name: string, data: Uint8Array): string {
     if (this.#closed) throw new Error("internal: member store is closed");
+    if (this.#adding !== undefined) {
+      throw new Error(`internal: member ${this.#adding.name} is still being added`);
+    }
     const sha256 = createHash("sha256").update(data).digest("hex");
     this.#slots.set(name, {
       offset: this.#end + this.#pendingBytes,
@@ -119,17 +124,41 @@ export class MemberStore implements ReadonlyMap<string, Uint8Array> {
    * piece, never whole in memory); returns its sha256 hex.
    */
   addParts(name: string, parts: Iterable<Uint8Array>): string {
+    this.begin(name);
+    for (const part of parts) this.append(part);
+    return this.finish();
+  }
+
+  /**
+   * Starts a member whose bytes follow through `append`, sealed by `finish`
+   * (one member at a time): the archive reader hands a member over as it
+   * passes, so no member is ever whole in memory.
+   */
+  begin(name: string): void {
     if (this.#closed) throw new Error("internal: member store is closed");
-    const hash = createHash("sha256");
-    const offset = this.#end + this.#pendingBytes;
-    let size = 0;
-    for (const part of parts) {
-      hash.update(part);
-      size += part.byteLength;
-      this.#append(part);
+    if (this.#adding !== undefined) {
+      throw new Error(`internal: member ${this.#adding.name} is still being added`);
     }
-    const sha256 = hash.digest("hex");
-    this.#slots.set(name, { offset, size, sha256 });
+    const offset = this.#end + this.#pendingBytes;
+    this.#adding = { name, offset, size: 0, hash: createHash("sha256") };
+  }
+
+  /** The next bytes of the member begun; copied before returning, so `bytes` may be reused. */
+  append(bytes: Uint8Array): void {
+    const adding = this.#adding;
+    if (adding === undefined) throw new Error("internal: no member is being added");
+    adding.hash.update(bytes);
+    adding.size += bytes.byteLength;
+    this.#append(bytes);
+  }
+
+  /** Seals the member begun; returns its sha256 hex. */
+  finish(): string {
+    const adding = this.#adding;
+    if (adding === undefined) throw new Error("internal: no member is being added");
+    this.#adding = undefined;
+    const sha256 = adding.hash.digest("hex");
+    this.#slots.set(adding.name, { offset: adding.offset, size: adding.size, sha256 });
     return sha256;
   }
 

@@ -2,9 +2,9 @@
  * Reads a sigferry archive (`.tar` or `.tar.gz`) in one streaming pass: hashes
  * the file bytes, gunzips when the gzip magic is present, and parses the tar
  * with TarParser, which trusts no name and no size. Members go to a private
- * spool file as they pass (MemberStore), hashed on the way, so memory stays
- * flat however large the bundle; one member at a time is held, bounded by the
- * limits (ArchiveLimits) whatever the headers claim. Nothing is extracted.
+ * spool file piece by piece as they pass (MemberStore), hashed on the way, so
+ * memory stays flat however large the bundle or a member; sizes are bounded by
+ * the limits (ArchiveLimits) whatever the headers claim. Nothing is extracted.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, lstatSync, realpathSync } from "node:fs";
@@ -54,9 +54,18 @@ export async function readArchive(
   const file = typeof input === "string" ? input : undefined;
   const members = new MemberStore(undefined, file);
   const order: string[] = [];
-  const parser = new TarParser(resolved, (name, data) => {
-    members.add(name, data);
-    order.push(name);
+  // Each member goes to the spool piece by piece as it passes (EntrySink).
+  let current = "";
+  const parser = new TarParser(resolved, {
+    begin: (name) => {
+      current = name;
+      members.begin(name);
+    },
+    data: (bytes) => members.append(bytes),
+    end: () => {
+      members.finish();
+      order.push(current);
+    },
   });
   const hash = createHash("sha256");
   let size = 0;

@@ -1,8 +1,9 @@
 /**
  * A push parser for the tar stream inside a sigferry archive: POSIX ustar
  * headers, pax extended headers ('x') and GNU long names ('L'), regular files
- * only. Fed chunks of any size; keeps at most one header block, one pax header
- * (MAX_META_SIZE) and one member body (ArchiveLimits.maxEntrySize) in memory.
+ * only. Fed chunks of any size; keeps at most one header block and one pax
+ * header (MAX_META_SIZE) in memory, and hands member bodies on as they pass
+ * (EntrySink), each bounded by ArchiveLimits.maxEntrySize.
  *
  * Why not tar-stream's extract: it skips zero blocks and reads entries after the
  * end-of-archive marker (which GNU tar never extracts), accepts an archive cut
@@ -71,19 +72,31 @@ interface Body {
   kind: "file" | "pax" | "gnu";
   name: string;
   offset: number;
-  data: Buffer;
+  size: number;
   fill: number;
+  /** An extended header's body, buffered whole; undefined for a file member, which streams to the sink. */
+  data: Buffer | undefined;
 }
 
 type State = "header" | "body" | "padding" | "end" | "trailer";
 
-/** Receives each member, in archive order, once its body is complete. */
-export type EntryHandler = (name: string, data: Buffer) => void;
+/**
+ * Receives each member, in archive order, and its body as it passes, never whole: `begin`, then the
+ * bytes in order (views into the parser's input, valid only during the call),
+ * then `end`. A 5 MB index.json then costs no 5 MB buffer, and no large
+ * allocation is freed behind it (glibc raises its mmap threshold to the size
+ * of a freed large block, after which such blocks stay in the process).
+ */
+export interface EntrySink {
+  begin(name: string, size: number): void;
+  data(bytes: Buffer): void;
+  end(): void;
+}
 
 /** A push parser for one tar stream; see the module comment for what it accepts. */
 export class TarParser {
   readonly #limits: ArchiveLimits;
-  readonly #onEntry: EntryHandler;
+  readonly #sink: EntrySink;
   readonly #names = new MemberPathSet();
   #state: State = "header";
   readonly #block = Buffer.alloc(BLOCK);
@@ -97,9 +110,9 @@ export class TarParser {
   /** What the padding being skipped follows, for messages. */
   #paddingAfter = "";
 
-  constructor(limits: ArchiveLimits, onEntry: EntryHandler) {
+  constructor(limits: ArchiveLimits, sink: EntrySink) {
     this.#limits = limits;
-    this.#onEntry = onEntry;
+    this.#sink = sink;
   }
 
   /** Bytes of tar stream consumed so far. */
@@ -141,12 +154,13 @@ export class TarParser {
         }
         case "body": {
           const body = this.#body as Body;
-          const n = Math.min(body.data.length - body.fill, available);
-          buf.copy(body.data, body.fill, pos, pos + n);
+          const n = Math.min(body.size - body.fill, available);
+          if (body.data !== undefined) buf.copy(body.data, body.fill, pos, pos + n);
+          else this.#sink.data(buf.subarray(pos, pos + n));
           body.fill += n;
           this.#offset += n;
           pos += n;
-          if (body.fill === body.data.length) this.#onBodyComplete(body);
+          if (body.fill === body.size) this.#onBodyComplete(body);
           break;
         }
         case "padding": {
@@ -204,7 +218,7 @@ export class TarParser {
         const body = this.#body as Body;
         const what = body.kind === "file" ? `member ${quotePath(body.name)}` : "an extended header";
         throw truncated(
-          `the archive ends inside ${what} (${body.fill} of ${body.data.length} bytes)`,
+          `the archive ends inside ${what} (${body.fill} of ${body.size} bytes)`,
           at,
           body.kind === "file" ? body.name : undefined,
         );
@@ -302,9 +316,8 @@ export class TarParser {
     const clash = this.#names.add(name);
     if (clash !== undefined) throw hostile(`entry ${quotePath(name)}: ${clash}`, name, offset);
 
-    // Unpooled, so a member's Uint8Array never shares its ArrayBuffer with
-    // another; fully overwritten before anyone sees it.
-    this.#startBody({ kind: "file", name, offset, data: Buffer.allocUnsafeSlow(size), fill: 0 });
+    this.#sink.begin(name, size);
+    this.#startBody({ kind: "file", name, offset, size, fill: 0, data: undefined });
   }
 
   #onMetaHeader(kind: "pax" | "gnu", offset: number): void {
@@ -321,7 +334,7 @@ export class TarParser {
       );
     }
     this.#checkTotal(offset + BLOCK + padded(size), undefined, offset);
-    this.#startBody({ kind, name: "", offset, data: Buffer.alloc(size), fill: 0 });
+    this.#startBody({ kind, name: "", offset, size, fill: 0, data: Buffer.alloc(size) });
   }
 
   #checkSize(size: number, name: string, offset: number): void {
@@ -354,7 +367,7 @@ export class TarParser {
   }
 
   #startBody(body: Body): void {
-    if (body.data.length === 0) {
+    if (body.size === 0) {
       this.#onBodyComplete(body);
       return;
     }
@@ -366,19 +379,19 @@ export class TarParser {
     this.#body = undefined;
     if (body.kind === "file") {
       this.#paddingAfter = `member ${quotePath(body.name)}`;
-      this.#onEntry(body.name, body.data);
+      this.#sink.end();
     } else if (body.kind === "pax") {
       this.#paddingAfter = "an extended header";
-      this.#pending = parsePax(body.data, body.offset);
+      this.#pending = parsePax(body.data!, body.offset);
     } else {
       this.#paddingAfter = "an extended header";
       this.#pending = {
         kind: "gnu",
         offset: body.offset,
-        path: parseGnuLongName(body.data, body.offset),
+        path: parseGnuLongName(body.data!, body.offset),
       };
     }
-    this.#padding = padded(body.data.length) - body.data.length;
+    this.#padding = padded(body.size) - body.size;
     this.#state = this.#padding === 0 ? "header" : "padding";
   }
 

@@ -5,10 +5,12 @@
  * `--format markdown` prints the REPORT.md summary regenerated from the index,
  * for a change-ticket comment.
  */
+import { indexText } from "../archive/bundle.js";
+import { memberPieces, samePieces } from "../archive/member-read.js";
 import { readArchive } from "../archive/reader.js";
 import { MEMBER, type BundleIndex } from "../core/bundle-index.js";
 import { parseBundleIndex } from "../core/index-validate.js";
-import { renderReport } from "../core/report.js";
+import { renderReport, reportParts } from "../core/report.js";
 import { SigferryError } from "../errors.js";
 import type { OutputOptions, Reporter } from "./output.js";
 
@@ -81,19 +83,17 @@ export async function runInspect(file: string, _options: InspectOptions): Promis
 /** Reads an archive with the hardened reader, validates its index and summarises it. */
 export async function inspectArchive(file: string): Promise<Inspected> {
   const archive = await readArchive(file);
-  const indexBytes = archive.members.get(MEMBER.index);
-  if (!indexBytes)
+  const text = indexText(archive.members);
+  if (text === undefined)
     throw new SigferryError("INDEX_INVALID", `${file}: no ${MEMBER.index}; not a sigferry bundle`, {
       details: { file },
     });
-  const index = parseBundleIndex(indexBytes, new Set(archive.members.keys()));
-  const carried = archive.members.get(MEMBER.report);
-  const report: InspectResult["report"] =
-    carried === undefined
-      ? "absent"
-      : new TextDecoder().decode(carried) === renderReport(index)
-        ? "matches"
-        : "differs";
+  const index = parseBundleIndex(text, new Set(archive.members.keys()));
+  const report: InspectResult["report"] = !archive.members.has(MEMBER.report)
+    ? "absent"
+    : samePieces(memberPieces(archive.members, MEMBER.report), reportParts(index))
+      ? "matches"
+      : "differs";
   const result: InspectResult = {
     ok: true,
     verified: false,

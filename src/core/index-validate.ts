@@ -47,10 +47,17 @@ function fpr(v: unknown, path: string): void {
  * paths, so that every path the index names is known to exist. Throws
  * INDEX_INVALID (exit code "corrupt") naming the field.
  */
-export function parseBundleIndex(bytes: Uint8Array, members: ReadonlySet<string>): BundleIndex {
+export function parseBundleIndex(
+  content: Uint8Array | string,
+  members: ReadonlySet<string>,
+): BundleIndex {
   let raw: unknown;
   try {
-    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    const text =
+      typeof content === "string"
+        ? content
+        : new TextDecoder("utf-8", { fatal: true }).decode(content);
+    raw = JSON.parse(text);
   } catch (cause) {
     throw new SigferryError("INDEX_INVALID", "index.json is not valid UTF-8 JSON", {
       cause,

@@ -107,6 +107,44 @@ describe("MemberStore", () => {
     }
   });
 
+  it("takes a member begun, appended to and finished, copying each view before the caller reuses it", () => {
+    const store = new MemberStore(dir);
+    try {
+      const scratch = Buffer.alloc(4096);
+      const expected: Buffer[] = [];
+      store.begin("streamed");
+      for (let i = 0; i < 300; i++) {
+        // The same scratch buffer every time, as the tar parser's input chunks are reused.
+        randomBytes(4096).copy(scratch);
+        expected.push(Buffer.from(scratch));
+        store.append(scratch);
+      }
+      const whole = Buffer.concat(expected);
+      expect(store.finish()).toBe(sha256(whole));
+      expect(store.sizeOf("streamed")).toBe(whole.length);
+      expect(Buffer.from(store.get("streamed")!).equals(whole)).toBe(true);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("refuses to interleave members: one must be finished before another starts", () => {
+    const store = new MemberStore(dir);
+    try {
+      store.begin("one");
+      store.append(Buffer.from("abc"));
+      expect(() => store.begin("two")).toThrow(/one is still being added/);
+      expect(() => store.add("two", Buffer.from("x"))).toThrow(/one is still being added/);
+      expect(store.has("one")).toBe(false);
+      store.finish();
+      expect(() => store.append(Buffer.from("late"))).toThrow(/no member is being added/);
+      expect(() => store.finish()).toThrow(/no member is being added/);
+      expect(Buffer.from(store.get("one")!).toString()).toBe("abc");
+    } finally {
+      store.close();
+    }
+  });
+
   it("leaves no file behind: the spool is unlinked as soon as it is open", async () => {
     const own = await mkdtemp(join(dir, "spool-"));
     const store = new MemberStore(own);
