@@ -211,9 +211,14 @@ export async function runCreate(
   const cache: BlobCache = new Map();
   let pgpDone = 0;
   let sigDone = 0;
+  // A task starts when one of 2 × concurrency places frees, not when its release resolves:
+  // a started task waits for its requests as suspended frames (at 2000 releases, 8.4 MiB
+  // of them while the limiter worked through the queue); one not yet started is a closure.
+  // Two chains of requests per place (OpenPGP and sigstore) keep every request slot busy.
+  const gate = pLimit(2 * concurrency);
   const track = <T>(map: Map<Digest, Promise<T>>, digest: Digest, task: () => Promise<T>): void => {
     if (map.has(digest)) return;
-    const p = task();
+    const p = gate(task);
     p.catch(() => undefined); // observed when the results are gathered
     map.set(digest, p);
   };
@@ -467,6 +472,15 @@ export async function runCreate(
         },
         spool,
       );
+      // The spool holds the signatures and artifacts now: let the fetched copies go
+      // before the archive is written (at 2000 releases, about 10 MiB of them).
+      openpgp.length = 0;
+      sigstore.length = 0;
+      pgpOutcomes.length = 0;
+      sigOutcomes.clear();
+      pgpTasks.clear();
+      sigTasks.clear();
+      cache.clear();
       reporter.progress("write", 0, 1, output);
       written = await writeArchive(output, bundle.members, { mtime: createdAt });
       reporter.progress("write", 1, 1, output);
@@ -509,7 +523,8 @@ export async function runCreate(
     };
     return result;
   } finally {
-    // On failure, requests not yet started are dropped, not sent.
+    // On failure, requests and tasks not yet started are dropped, not sent.
+    gate.clearQueue();
     limit.clearQueue();
     await Promise.allSettled([client.close(), storeClient.close()]);
   }

@@ -18,8 +18,9 @@ import {
   type SigstoreArtifactEntry,
   type SigstoreLayerEntry,
 } from "./bundle-index.js";
-import { formatChecksums } from "./checksums.js";
+import { checksumLines } from "./checksums.js";
 import { jsonChunks } from "./json-stream.js";
+import { utf8Pieces } from "./pieces.js";
 import { digestDashed, digestHex, sigTag, storeDirName, type Digest } from "./digest.js";
 import {
   SIGNATURE_NAMESPACE,
@@ -75,7 +76,7 @@ export interface BundleMember {
   path: string;
   data: Uint8Array;
   size: number;
-  /** The bytes in pieces, when the sink can give them so (a large member need not be whole in memory). */
+  /** The bytes in pieces, read as asked for when the sink can (a large member need not be whole in memory). */
   chunks?: (chunkSize: number) => Iterable<Uint8Array>;
 }
 
@@ -259,7 +260,8 @@ export function assembleBundle(
       mediaType: "application/vnd.oci.image.index.v1+json",
       manifests: layoutManifests,
     };
-    put(`${MEMBER.sigstoreLayout}index.json`, utf8(`${JSON.stringify(layoutIndex, null, 2)}\n`));
+    // 0.7 MB at 2000 releases: in pieces, like index.json.
+    sink.addParts(`${MEMBER.sigstoreLayout}index.json`, jsonParts(layoutIndex));
   }
 
   // Keys used to verify, carried for reference only: a reader trusts them only by fingerprint.
@@ -301,27 +303,47 @@ export function assembleBundle(
   };
   // Piece by piece: at 2000 releases the index is 5 MB of text, and whole (as
   // a string and again as bytes) it set the peak memory of `bundle create`.
-  sink.addParts(MEMBER.index, indexParts(index));
+  sink.addParts(MEMBER.index, jsonParts(index));
   // The change-ticket summary, generated from the index alone so a reader can regenerate and compare it.
   sink.addParts(MEMBER.report, reportParts(index));
 
-  const checksums = formatChecksums(
-    [...sink.keys()].map((path) => ({ path, sha256: sink.sha256(path)! })),
+  sink.addParts(
+    MEMBER.checksums,
+    utf8Pieces(
+      checksumLines([...sink.keys()].map((path) => ({ path, sha256: sink.sha256(path)! }))),
+    ),
   );
-  put(MEMBER.checksums, utf8(checksums));
 
-  const list: BundleMember[] = [...sink.keys()].sort(byString).map((path) => ({
-    path,
-    size: sink.sizeOf(path)!,
-    // Read when the writer gets to it, so a spool's members are in memory one at a time.
-    get data(): Uint8Array {
-      return sink.get(path)!;
-    },
-    ...(sink.chunks !== undefined
-      ? { chunks: (chunkSize: number) => sink.chunks!(path, chunkSize) }
-      : {}),
-  }));
+  const list: BundleMember[] = [...sink.keys()]
+    .sort(byString)
+    .map((path) => new SinkMember(path, sink.sizeOf(path)!, sink));
   return { index, members: list };
+}
+
+/**
+ * A member whose bytes stay in the sink until the writer asks, so that a
+ * spool's members are in memory one at a time. A class rather than an object
+ * with its own getter and closure: at 2000 releases there are 10 700 of them,
+ * and the closures came to 4.6 MiB while the archive was written.
+ */
+class SinkMember implements BundleMember {
+  readonly path: string;
+  readonly size: number;
+  readonly #sink: MemberSink;
+
+  constructor(path: string, size: number, sink: MemberSink) {
+    this.path = path;
+    this.size = size;
+    this.#sink = sink;
+  }
+
+  get data(): Uint8Array {
+    return this.#sink.get(this.path)!;
+  }
+
+  chunks(chunkSize: number): Iterable<Uint8Array> {
+    return this.#sink.chunks !== undefined ? this.#sink.chunks(this.path, chunkSize) : [this.data];
+  }
 }
 
 /** The ConfigMap name sigferry (like `oc adm release mirror`) gives a release digest. */
@@ -329,10 +351,12 @@ export function configMapName(digest: Digest): string {
   return digestDashed(digest);
 }
 
-/** index.json as UTF-8 pieces: JSON.stringify(index, null, 2) and a newline, never whole. */
-function* indexParts(index: BundleIndex): Generator<Uint8Array> {
-  const encoder = new TextEncoder();
-  // Pieces end between members, never inside a string, so each encodes on its own.
-  for (const piece of jsonChunks(index)) yield encoder.encode(piece);
-  yield encoder.encode("\n");
+/** A JSON member as UTF-8 pieces: JSON.stringify(value, null, 2) and a newline, never whole. */
+function jsonParts(value: unknown): Generator<Uint8Array> {
+  function* texts(): Generator<string> {
+    // jsonChunks cuts between members, never inside a string.
+    yield* jsonChunks(value);
+    yield "\n";
+  }
+  return utf8Pieces(texts());
 }

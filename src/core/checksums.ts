@@ -41,8 +41,12 @@ export interface ChecksumProblem {
 
 /** The `sha256sum` text for a checksum list: one `<hex>  <path>` line per entry, sorted by path in byte order. */
 export function formatChecksums(entries: readonly ChecksumEntry[]): string {
+  return [...checksumLines(entries)].join("");
+}
+
+/** The lines of formatChecksums one by one, each with its newline (a large list need not be one string). */
+export function* checksumLines(entries: readonly ChecksumEntry[]): Generator<string> {
   const sorted = [...entries].sort((a, b) => comparePaths(a.path, b.path));
-  let text = "";
   let previous: string | undefined;
   for (const entry of sorted) {
     // Why: the writer of a list must never produce one its reader refuses.
@@ -69,9 +73,8 @@ export function formatChecksums(entries: readonly ChecksumEntry[]): string {
       );
     }
     previous = entry.path;
-    text += `${entry.sha256}  ${entry.path}\n`;
+    yield `${entry.sha256}  ${entry.path}\n`;
   }
-  return text;
 }
 
 /**

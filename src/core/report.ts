@@ -8,6 +8,7 @@
  */
 import type { BundleIndex, BundleRelease } from "./bundle-index.js";
 import { isPinnedOpenPgp, isPinnedSigstore } from "./trust.js";
+import { PIECE_SIZE, utf8Pieces } from "./pieces.js";
 
 /** Extra lines for a report printed by `bundle inspect --format markdown`, not stored in archives. */
 export interface ReportOptions {
@@ -116,18 +117,12 @@ export function renderReport(index: BundleIndex, options: ReportOptions = {}): s
 export function* reportParts(
   index: BundleIndex,
   options: ReportOptions = {},
-  pieceSize = 65536,
+  pieceSize = PIECE_SIZE,
 ): Generator<Uint8Array> {
-  const encoder = new TextEncoder();
-  let piece = "";
-  for (const line of reportLines(index, options)) {
-    piece += `${line}\n`;
-    if (piece.length >= pieceSize) {
-      yield encoder.encode(piece);
-      piece = "";
-    }
+  function* withEnds(lines: readonly string[]): Generator<string> {
+    for (const line of lines) yield `${line}\n`;
   }
-  if (piece !== "") yield encoder.encode(piece);
+  yield* utf8Pieces(withEnds(reportLines(index, options)), pieceSize);
 }
 
 /** The lines of REPORT.md, without line ends. */
