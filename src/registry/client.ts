@@ -56,6 +56,8 @@ type Headers = Record<string, string>;
 interface Call {
   op: string;
   repo: string;
+  /** The tag (`:tag`) or digest (`@sha256:…`) written, named in errors where one request writes one of many. */
+  ref?: string;
   method: Method;
   url: URL;
   headers?: Headers;
@@ -505,6 +507,7 @@ export class RegistryClient {
       const call: Call = {
         op: "put manifest",
         repo,
+        ref: isDigest(tag) ? `@${tag}` : `:${tag}`,
         method: "PUT",
         url,
         headers: { "content-type": mediaType },
@@ -922,16 +925,19 @@ export class RegistryClient {
     return out;
   }
 
+  /** What a request was about, for messages: registry/repository, and the tag or digest written if any. */
+  #where(call: Call): string {
+    return `${this.registry}/${call.repo}${call.ref ?? ""}`;
+  }
+
   #details(call: Call, url: URL, extra: ErrorDetails = {}): ErrorDetails {
     return { registry: this.registry, repository: call.repo, url: safeUrl(url), ...extra };
   }
 
   #protocolError(call: Call, url: URL, why: string): SigferryError {
-    return new SigferryError(
-      "REGISTRY_PROTOCOL",
-      `${call.op} ${this.registry}/${call.repo}: ${why}`,
-      { details: this.#details(call, url) },
-    );
+    return new SigferryError("REGISTRY_PROTOCOL", `${call.op} ${this.#where(call)}: ${why}`, {
+      details: this.#details(call, url),
+    });
   }
 
   /** 401/403: names the registry and repository only, never the user or the secret. */
@@ -941,7 +947,7 @@ export class RegistryClient {
     url: URL,
     hadCredentials = this.#credentials(call.repo) !== undefined,
   ): SigferryError {
-    const where = `${this.registry}/${call.repo}`;
+    const where = this.#where(call);
     let code: ErrorCode;
     let message: string;
     if (status === 403) {
@@ -975,7 +981,7 @@ export class RegistryClient {
       : "";
     const err = new SigferryError(
       "HTTP_STATUS",
-      `${call.op} ${this.registry}/${call.repo}: HTTP ${res.status}${said}`,
+      `${call.op} ${this.#where(call)}: HTTP ${res.status}${said}`,
       {
         details: this.#details(call, res.url, {
           status: res.status,

@@ -183,7 +183,7 @@ describe("bundle apply when a push fails", () => {
     refusePut = { nth: 3, seen: 0 };
     try {
       await expect(apply(many, "probes/refused", { concurrency: 2 })).rejects.toThrow(
-        /put manifest .*probes\/refused: access denied \(403\)/,
+        /put manifest .*probes\/refused:sha256-[0-9a-f]{64}\.sig: access denied \(403\)/,
       );
     } finally {
       refusePut = undefined;
