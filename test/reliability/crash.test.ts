@@ -1,8 +1,9 @@
 /**
  * `bundle apply` is resumable: the CLI process is killed with SIGKILL at 20
  * points spread over a run (after the N-th request the mirror or the
- * Kubernetes API sees, held either before it reaches the server or after the
- * server acted on it), and then run again. After every kill no `.sig` tag in
+ * Kubernetes API sees, or for every fourth kill the N-th manifest PUT, held
+ * either before it reaches the server or after the server acted on it), and
+ * then run again. After every kill no `.sig` tag in
  * the mirror points at a missing blob, and every re-run completes: each tag's
  * manifest bytes are the archive's (skopeo inspect --raw), every blob they
  * name answers HEAD 200, and every ConfigMap is in the cluster.
@@ -38,8 +39,18 @@ let kubeProxy: FaultProxy;
 let kubeconfig: string;
 /** Requests seen by both proxies in the current run. */
 let seen = 0;
-/** The request to hold in the current run, and what to do then. */
-let plan: { at: number; mode: Hold; onHold: () => void } | undefined;
+/**
+ * The request to hold in the current run, and what to do then: the `at`-th
+ * request, or with `only`, the `at`-th of the requests it matches. The order of
+ * requests varies from run to run (up to 8 are under way at a time), so a kill
+ * by position alone lands on a manifest PUT only by chance.
+ */
+let plan:
+  { at: number; only?: (request: string) => boolean; mode: Hold; onHold: () => void } | undefined;
+/** Requests matching `plan.only` seen in the current run. */
+let matched = 0;
+const isManifestPut = (request: string): boolean =>
+  request.startsWith("PUT") && request.includes("/manifests/");
 /** Requests of a whole apply run (the probe). */
 let total = 0;
 /** Per kill: the request held when the process was killed, and the .sig tags the mirror had then. */
@@ -50,8 +61,14 @@ const decideFor =
   (server: "mirror" | "kube") =>
   (req: ProxyRequest): Hold | undefined => {
     seen++;
-    if (plan === undefined || seen !== plan.at) return undefined;
-    held = { server, request: `${req.method} ${req.url.split("?")[0]!}` };
+    if (plan === undefined) return undefined;
+    const request = `${req.method} ${req.url.split("?")[0]!}`;
+    if (plan.only !== undefined) {
+      if (!plan.only(request) || ++matched !== plan.at) return undefined;
+    } else if (seen !== plan.at) {
+      return undefined;
+    }
+    held = { server, request };
     return plan.mode;
   };
 const onHold = (): void => plan?.onHold();
@@ -145,14 +162,27 @@ describe(`bundle apply killed with SIGKILL at ${KILLS} points, then run again`, 
   });
 
   for (let i = 1; i <= KILLS; i++) {
-    const mode: Hold = i % 2 === 1 ? "hold" : "hold-after";
-    it(`kill ${i}/${KILLS} (at ${i}/${KILLS + 1} of the run's requests, ${mode === "hold" ? "before" : "after"} the server saw the last) leaves a consistent mirror, and the re-run completes`, async () => {
+    // Every fourth kill: at the 2nd, 4th, … 10th manifest PUT (of 12, one per artifact),
+    // before and after the registry stored it in turn.
+    const manifestPut = i % 4 === 0 ? (i / 4) * 2 : undefined;
+    const mode: Hold = (manifestPut !== undefined ? i / 4 : i) % 2 === 1 ? "hold" : "hold-after";
+    const where =
+      manifestPut !== undefined
+        ? `at manifest PUT ${manifestPut} of 12`
+        : `at ${i}/${KILLS + 1} of the run's requests`;
+    it(`kill ${i}/${KILLS} (${where}, ${mode === "hold" ? "before" : "after"} the server saw it) leaves a consistent mirror, and the re-run completes`, async () => {
       const repo = `crash-${i}/release`;
-      const at = Math.max(1, Math.round((i * total) / (KILLS + 1)));
+      const at = manifestPut ?? Math.max(1, Math.round((i * total) / (KILLS + 1)));
       seen = 0;
+      matched = 0;
       held = undefined;
       const run = spawnCli(applyArgs(repo), { env: FAST_NET_ENV });
-      plan = { at, mode, onHold: () => run.child.kill("SIGKILL") };
+      plan = {
+        at,
+        ...(manifestPut !== undefined ? { only: isManifestPut } : {}),
+        mode,
+        onHold: () => run.child.kill("SIGKILL"),
+      };
       const killed = await run.done;
       plan = undefined;
       expect(killed.signal, `the run ended before request ${at}:\n${killed.stderr}`).toBe(
@@ -189,9 +219,14 @@ describe(`bundle apply killed with SIGKILL at ${KILLS} points, then run again`, 
     expect(kills.some((k) => k.request.startsWith("PUT") && k.request.includes("/blobs/"))).toBe(
       true,
     );
-    expect(
-      kills.some((k) => k.request.startsWith("PUT") && k.request.includes("/manifests/")),
-    ).toBe(true);
+    // The targeted kills held manifest PUTs, before and after the registry stored them.
+    expect(kills.filter((_, i) => (i + 1) % 4 === 0).map((k) => isManifestPut(k.request))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
     expect(kills.some((k) => k.server === "kube")).toBe(true);
   });
 });
