@@ -81,11 +81,12 @@ interface Body {
 type State = "header" | "body" | "padding" | "end" | "trailer";
 
 /**
- * Receives each member, in archive order, and its body as it passes, never whole: `begin`, then the
- * bytes in order (views into the parser's input, valid only during the call),
- * then `end`. A 5 MB index.json then costs no 5 MB buffer, and no large
- * allocation is freed behind it (glibc raises its mmap threshold to the size
- * of a freed large block, after which such blocks stay in the process).
+ * Receives each member, in archive order, with its body as it passes, never
+ * whole: `begin`, then the bytes in order (views into the parser's input,
+ * valid only during the call), then `end`. A 5 MB index.json then costs no
+ * 5 MB buffer, and no large allocation is freed behind it (glibc raises its
+ * mmap threshold to the size of a freed large block, after which such blocks
+ * stay in the process).
  */
 export interface EntrySink {
   begin(name: string, size: number): void;

@@ -442,7 +442,9 @@ function checkLayout(index: BundleIndex, members: ReadonlyMap<string, Uint8Array
     }
     try {
       return JSON.parse(memberText(members, member)!) as unknown;
-    } catch {
+    } catch (err) {
+      // A spool that cannot be read is its own error, not a bad member.
+      if (isSigferryError(err)) throw err;
       fail(member, "INDEX_INVALID", `${member} is not valid UTF-8 JSON`);
       return undefined;
     }
