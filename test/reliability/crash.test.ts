@@ -1,7 +1,7 @@
 /**
  * `bundle apply` is resumable: the CLI process is killed with SIGKILL at 20
  * points spread over a run (after the N-th request the mirror or the
- * Kubernetes API sees, or for every fourth kill the N-th manifest PUT, held
+ * Kubernetes API sees, or for every second kill the N-th blob or manifest PUT, held
  * either before it reaches the server or after the server acted on it), and
  * then run again. After every kill no `.sig` tag in
  * the mirror points at a missing blob, and every re-run completes: each tag's
@@ -51,6 +51,8 @@ let plan:
 let matched = 0;
 const isManifestPut = (request: string): boolean =>
   request.startsWith("PUT") && request.includes("/manifests/");
+const isBlobPut = (request: string): boolean =>
+  request.startsWith("PUT") && request.includes("/blobs/");
 /** Requests of a whole apply run (the probe). */
 let total = 0;
 /** Per kill: the request held when the process was killed, and the .sig tags the mirror had then. */
@@ -162,24 +164,30 @@ describe(`bundle apply killed with SIGKILL at ${KILLS} points, then run again`, 
   });
 
   for (let i = 1; i <= KILLS; i++) {
-    // Every fourth kill: at the 2nd, 4th, … 10th manifest PUT (of 12, one per artifact),
-    // before and after the registry stored it in turn.
-    const manifestPut = i % 4 === 0 ? (i / 4) * 2 : undefined;
-    const mode: Hold = (manifestPut !== undefined ? i / 4 : i) % 2 === 1 ? "hold" : "hold-after";
+    // Kills 4, 8, … 20: at the 2nd, 4th, … 10th manifest PUT (of 12, one per artifact);
+    // kills 2, 6, … 18: at the 4th, 8th, … 20th blob PUT (of 24); each kind before and
+    // after the registry stored it in turn. The odd kills are placed by count.
+    const targeted =
+      i % 4 === 0
+        ? { only: isManifestPut, at: (i / 4) * 2, nth: i / 4, what: "manifest PUT", of: 12 }
+        : i % 4 === 2
+          ? { only: isBlobPut, at: ((i + 2) / 4) * 4, nth: (i + 2) / 4, what: "blob PUT", of: 24 }
+          : undefined;
+    const mode: Hold = (targeted?.nth ?? i) % 2 === 1 ? "hold" : "hold-after";
     const where =
-      manifestPut !== undefined
-        ? `at manifest PUT ${manifestPut} of 12`
+      targeted !== undefined
+        ? `at ${targeted.what} ${targeted.at} of ${targeted.of}`
         : `at ${i}/${KILLS + 1} of the run's requests`;
     it(`kill ${i}/${KILLS} (${where}, ${mode === "hold" ? "before" : "after"} the server saw it) leaves a consistent mirror, and the re-run completes`, async () => {
       const repo = `crash-${i}/release`;
-      const at = manifestPut ?? Math.max(1, Math.round((i * total) / (KILLS + 1)));
+      const at = targeted?.at ?? Math.max(1, Math.round((i * total) / (KILLS + 1)));
       seen = 0;
       matched = 0;
       held = undefined;
       const run = spawnCli(applyArgs(repo), { env: FAST_NET_ENV });
       plan = {
         at,
-        ...(manifestPut !== undefined ? { only: isManifestPut } : {}),
+        ...(targeted !== undefined ? { only: targeted.only } : {}),
         mode,
         onHold: () => run.child.kill("SIGKILL"),
       };
@@ -216,17 +224,11 @@ describe(`bundle apply killed with SIGKILL at ${KILLS} points, then run again`, 
     expect(kills).toHaveLength(KILLS);
     expect(kills.some((k) => k.server === "mirror" && k.tagsAfterKill === 0)).toBe(true);
     expect(kills.some((k) => k.tagsAfterKill > 0 && k.tagsAfterKill < 12)).toBe(true);
-    expect(kills.some((k) => k.request.startsWith("PUT") && k.request.includes("/blobs/"))).toBe(
-      true,
-    );
-    // The targeted kills held manifest PUTs, before and after the registry stored them.
-    expect(kills.filter((_, i) => (i + 1) % 4 === 0).map((k) => isManifestPut(k.request))).toEqual([
-      true,
-      true,
-      true,
-      true,
-      true,
-    ]);
+    // The targeted kills held what they aimed at, before and after the registry stored it.
+    const manifestKills = kills.filter((_, n) => (n + 1) % 4 === 0);
+    const blobKills = kills.filter((_, n) => (n + 1) % 4 === 2);
+    expect(manifestKills.map((k) => isManifestPut(k.request))).toEqual(Array(5).fill(true));
+    expect(blobKills.map((k) => isBlobPut(k.request))).toEqual(Array(5).fill(true));
     expect(kills.some((k) => k.server === "kube")).toBe(true);
   });
 });
