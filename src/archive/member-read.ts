@@ -55,35 +55,25 @@ export function memberText(
 export function samePieces(a: Iterable<Uint8Array>, b: Iterable<Uint8Array>): boolean {
   const left = a[Symbol.iterator]();
   const right = b[Symbol.iterator]();
-  let l: Uint8Array = new Uint8Array(0);
-  let r: Uint8Array = new Uint8Array(0);
-  try {
+  /** The next non-empty piece of a side, or undefined at its end. */
+  const next = (side: Iterator<Uint8Array>): Uint8Array | undefined => {
     for (;;) {
-      if (l.length === 0) {
-        const next = left.next();
-        l = next.done === true ? new Uint8Array(0) : next.value;
-        if (next.done === true) {
-          // Left is over: equal only if right has nothing left either.
-          while (r.length === 0) {
-            const more = right.next();
-            if (more.done === true) return true;
-            r = more.value;
-          }
-          return false;
-        }
-        continue;
-      }
-      if (r.length === 0) {
-        const next = right.next();
-        if (next.done === true) return false;
-        r = next.value;
-        continue;
-      }
+      const r = side.next();
+      if (r.done === true) return undefined;
+      if (r.value.length > 0) return r.value;
+    }
+  };
+  try {
+    let l = next(left);
+    let r = next(right);
+    while (l !== undefined && r !== undefined) {
       const n = Math.min(l.length, r.length);
       if (Buffer.compare(l.subarray(0, n), r.subarray(0, n)) !== 0) return false;
-      l = l.subarray(n);
-      r = r.subarray(n);
+      l = n === l.length ? next(left) : l.subarray(n);
+      r = n === r.length ? next(right) : r.subarray(n);
     }
+    // Equal only if both ran out together.
+    return l === undefined && r === undefined;
   } finally {
     left.return?.();
     right.return?.();

@@ -43,7 +43,8 @@ function fpr(v: unknown, path: string): void {
 }
 
 /**
- * Parses and validates `index.json` bytes; `members` is the set of archive member
+ * Parses and validates `index.json`, as bytes or as text already decoded
+ * (src/archive/bundle.ts `indexText` reads it in pieces); `members` is the set of archive member
  * paths, so that every path the index names is known to exist. Throws
  * INDEX_INVALID (exit code "corrupt") naming the field.
  */

@@ -4,9 +4,10 @@
  * Mapping 2000 releases to promises at once (`Promise.all(items.map(...))`
  * behind a limiter) parks every item's suspended async frame and limiter
  * entry on the heap until its turn comes: in a heap snapshot of `bundle
- * apply` at 2000 releases those waiting frames held 5.5 MiB, and in `bundle
- * create` 8.4 MiB, more than the parsed bundle index. Starting an item only
- * when a place frees keeps that cost to `width` items, whatever the count.
+ * apply` at 2000 releases those waiting frames held 5.5 MiB, more than the
+ * parsed bundle index. Starting an item only when a place frees keeps that
+ * cost to `width` items, whatever the count. (`bundle create`, whose items
+ * appear one by one as releases resolve, bounds them with a gate instead.)
  */
 
 /** What forEachWindowed does besides the items. */

@@ -940,7 +940,7 @@ export class RegistryClient {
     });
   }
 
-  /** 401/403: names the registry and repository only, never the user or the secret. */
+  /** 401/403: names the registry, the repository (and a pushed manifest's tag), never the user or the secret. */
   #authError(
     call: Call,
     status: number,
