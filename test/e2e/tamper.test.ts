@@ -320,6 +320,17 @@ describe("one byte flipped, checksum list and sidecar recomputed (an attacker wh
     expectLine(o, "CONFIGMAP_MISMATCH", kinds.configMap);
   });
 
+  it("flipping a hex digit keeps its kind and case, so a flipped fingerprint is still well-formed", () => {
+    for (const hex of ["0123456789ABCDEF", "0123456789abcdef"]) {
+      const bytes = utf8(hex);
+      for (let at = 0; at < hex.length; at++) {
+        const flipped = text(flipHexDigit(bytes, at));
+        expect(flipped[at]).not.toBe(hex[at]);
+        expect(flipped).toMatch(hex === hex.toUpperCase() ? /^[0-9A-F]+$/ : /^[0-9a-f]+$/);
+      }
+    }
+  });
+
   it("index.json (a digit of a recorded signer): INDEX_INVALID naming index.json", async () => {
     const bytes = base.get(MEMBER.index)!;
     const at = offsetOf(bytes, '"signer": "') + '"signer": "'.length + 3;

@@ -70,16 +70,21 @@ export function offsetOf(bytes: Uint8Array, needle: string, from = 0): number {
   return at;
 }
 
-/** Replaces one hex digit at `at` with another hex digit (so the text stays well-formed). */
+/**
+ * Replaces one hex digit at `at` with another of the same kind, so the text stays
+ * well-formed: a digit with the next digit (9 becomes 0), a letter with the next
+ * letter of a–f in its own case (f becomes a, F becomes A). An uppercase
+ * fingerprint stays uppercase whatever digit is flipped: the test keys are
+ * generated afresh on a clean machine, and one flip of "9" to "a" made a lowercase
+ * fingerprint that the index check refused before any signature was compared.
+ */
 export function flipHexDigit(bytes: Uint8Array, at: number): Uint8Array {
   const copy = Uint8Array.from(bytes);
   const c = String.fromCharCode(copy[at]!);
-  const hex = "0123456789abcdef";
-  const upper = c >= "A" && c <= "F";
-  const i = hex.indexOf(c.toLowerCase());
-  if (i < 0) throw new Error(`flipHexDigit: ${JSON.stringify(c)} at ${at} is not a hex digit`);
-  const next = hex[(i + 1) % 16]!;
-  copy[at] = (upper ? next.toUpperCase() : next).charCodeAt(0);
+  const cycle = ["0123456789", "abcdef", "ABCDEF"].find((set) => set.includes(c));
+  if (cycle === undefined)
+    throw new Error(`flipHexDigit: ${JSON.stringify(c)} at ${at} is not a hex digit`);
+  copy[at] = cycle.charCodeAt((cycle.indexOf(c) + 1) % cycle.length);
   return copy;
 }
 
