@@ -5,12 +5,7 @@
  */
 import pLimit from "p-limit";
 import { writeArchive } from "../archive/writer.js";
-import {
-  assembleBundle,
-  type AssembledBundle,
-  type CollectedOpenPgp,
-  type CollectedSigstore,
-} from "../core/bundle.js";
+import { BundleAssembler, type AssembledBundle, type CollectedOpenPgp } from "../core/bundle.js";
 import { MemberStore } from "../archive/member-store.js";
 import type { BundleRelease, MissingSignature, RejectedSignature } from "../core/bundle-index.js";
 import { sigTag, type Digest } from "../core/digest.js";
@@ -21,11 +16,7 @@ import { fetchSigArtifact, type BlobCache } from "../sources/releases.js";
 import { buildPlan, printPlan, resolveSettings, type SelectionFlags } from "./create-plan.js";
 import { loadTrust, type TrustedKeys } from "../verify/load-trust.js";
 import { verifyAtomicSignature } from "../verify/openpgp.js";
-import {
-  verifySigArtifact,
-  type SigArtifact,
-  type SigArtifactVerification,
-} from "../verify/sigstore.js";
+import { verifySigArtifact, type SigArtifactVerification } from "../verify/sigstore.js";
 import { TOOL_VERSION } from "../version.js";
 import { positiveInt, registryClient, registryOptions, type RegistryFlags } from "./common.js";
 import type { Reporter } from "./output.js";
@@ -74,20 +65,33 @@ const SPECULATIVE_SIGNATURE_2 = true;
 /** The verdict on one OpenPGP signature. */
 type PgpVerdict = { identity: string; signer: string } | { error: SigferryError };
 
-/** What the stores yielded for one release digest, verified (or skipped: not wanted). */
-type PgpOutcome =
+/** What the stores yielded for one release digest, verified. */
+interface PgpOutcome {
+  stores: (
+    | { store: string; error: SigferryError }
+    | { store: string; listing: StoreListing; verified: PgpVerdict[] }
+  )[];
+}
+
+/**
+ * What one release digest's OpenPGP signatures came to, once the verified ones
+ * are in the bundle's spool: the stores tried, those unreachable, the
+ * signatures rejected (`warn`: one that did not verify, told as it is found),
+ * and how many were valid. No signature bytes.
+ */
+type PgpSummary =
   | { skipped: true }
   | {
-      stores: (
-        | { store: string; error: SigferryError }
-        | { store: string; listing: StoreListing; verified: PgpVerdict[] }
-      )[];
+      tried: string[];
+      unreachable: SigferryError[];
+      rejected: { source: string; code: string; reason: string; warn: boolean }[];
+      valid: number;
     };
 
-/** The `.sig` artifact of one image digest, verified (or skipped: not wanted). */
-type SigOutcome =
+/** What one image digest's `.sig` came to, once a verified one is in the spool (or skipped: not wanted). */
+type SigSummary =
   | { skipped: true }
-  | { artifact: SigArtifact | undefined; verified: SigArtifactVerification | undefined };
+  | { found: boolean; failures: SigArtifactVerification["failures"]; carried: boolean };
 
 /**
  * Fetches signature-1.. of `digest` from every store (all stores at once, each
@@ -137,6 +141,60 @@ async function fetchOpenPgp(
     out.stores.push({ store: l.store, listing: l.listing, verified });
   }
   return out;
+}
+
+/** Splits an outcome into its verified signatures, in store order, and a summary without bytes. */
+function summarizeOpenPgp(
+  digest: Digest,
+  outcome: PgpOutcome,
+): { summary: PgpSummary; verified: CollectedOpenPgp[] } {
+  const summary = {
+    tried: [] as string[],
+    unreachable: [] as SigferryError[],
+    rejected: [] as { source: string; code: string; reason: string; warn: boolean }[],
+    valid: 0,
+  };
+  const verified: CollectedOpenPgp[] = [];
+  for (const fromStore of outcome.stores) {
+    if ("error" in fromStore) {
+      summary.unreachable.push(fromStore.error);
+      summary.tried.push(`${fromStore.store} (${fromStore.error.message})`);
+      continue;
+    }
+    const { listing, verified: verdicts } = fromStore;
+    summary.tried.push(...listing.tried);
+    for (const slot of listing.errors) {
+      summary.rejected.push({
+        source: slot.url,
+        code: slot.error.code,
+        reason: slot.error.message,
+        warn: false,
+      });
+    }
+    listing.signatures.forEach((sig, k) => {
+      const v = verdicts[k]!;
+      if ("error" in v) {
+        summary.rejected.push({
+          source: sig.url,
+          code: v.error.code,
+          reason: v.error.message,
+          warn: true,
+        });
+        return;
+      }
+      verified.push({
+        digest,
+        bytes: sig.bytes,
+        identity: v.identity,
+        signer: v.signer,
+        source: sig.url,
+      });
+      summary.valid++;
+    });
+  }
+  // The stores tried are told only when no signature is valid.
+  if (summary.valid > 0) summary.tried = [];
+  return { summary, verified };
 }
 
 function releaseLabel(r: BundleRelease): string {
@@ -206,8 +264,11 @@ export async function runCreate(
   // ---- fetch + verify, per digest, started as soon as a release resolves ----
   // No phase waits for another: a release's signatures are fetched while other
   // releases still resolve, and verification runs outside the request slots.
-  const pgpTasks = new Map<Digest, Promise<PgpOutcome>>();
-  const sigTasks = new Map<Digest, Promise<SigOutcome>>();
+  const pgpTasks = new Map<Digest, Promise<PgpSummary>>();
+  const sigTasks = new Map<Digest, Promise<SigSummary>>();
+  // Verified material goes to the bundle's spool as each task finishes (set before the plan starts them).
+  let spool: MemberStore | undefined;
+  let assembler: BundleAssembler | undefined;
   const cache: BlobCache = new Map();
   let pgpDone = 0;
   let sigDone = 0;
@@ -224,31 +285,57 @@ export async function runCreate(
   };
   const startRelease = (release: BundleRelease): void => {
     if (!trustReady) return;
-    track(pgpTasks, release.digest, async (): Promise<PgpOutcome> => {
+    track(pgpTasks, release.digest, async (): Promise<PgpSummary> => {
       const trust = await trustReady;
       if (trust.openpgp.length === 0 && !required.includes("openpgp")) return { skipped: true };
       const outcome = await fetchOpenPgp(storeClient, stores, release.digest, trust, run);
+      const { summary, verified } = summarizeOpenPgp(release.digest, outcome);
+      assembler!.addOpenPgp(release.digest, verified);
       reporter.progress("fetch+verify openpgp", ++pgpDone, pgpTasks.size, releaseLabel(release));
-      return outcome;
+      return summary;
     });
     for (const digest of [release.digest, ...(release.manifests ?? []).map((m) => m.digest)]) {
-      track(sigTasks, digest, async (): Promise<SigOutcome> => {
+      track(sigTasks, digest, async (): Promise<SigSummary> => {
         const trust = await trustReady;
         if (trust.sigstore.length === 0 && !required.includes("sigstore"))
           return { skipped: true } as const;
         const artifact = await run(() =>
           fetchSigArtifact(client, repo.path, digest, cache, { deriveConfig: true }),
         );
-        const verified = artifact
-          ? verifySigArtifact(artifact, digest, { kind: "PublicKey", keys: trust.sigstore })
-          : undefined;
+        let summary: SigSummary = { found: false, failures: [], carried: false };
+        if (artifact) {
+          const v = verifySigArtifact(artifact, digest, {
+            kind: "PublicKey",
+            keys: trust.sigstore,
+          });
+          if (v.layers.length > 0) {
+            assembler!.addSigstore({
+              digest,
+              manifestBytes: artifact.manifestBytes,
+              manifestDigest: artifact.manifestDigest,
+              mediaType: v.mediaType,
+              config: v.config,
+              layers: v.layers,
+              blobs: artifact.blobs,
+              source: `${repoLabel}:${sigTag(digest)}`,
+            });
+          }
+          // In the spool now, or not carried: a later artifact naming the same blob fetches it again.
+          for (const blob of artifact.blobs.keys()) cache.delete(blob);
+          summary = { found: true, failures: v.failures, carried: v.layers.length > 0 };
+        }
         reporter.progress("fetch+verify sigstore", ++sigDone, sigTasks.size, digest);
-        return { artifact, verified };
+        return summary;
       });
     }
   };
 
   try {
+    if (!dryRun) {
+      // The members wait in a spool file, not in memory, until the archive is written.
+      spool = new MemberStore(undefined, options.output);
+      assembler = new BundleAssembler(spool);
+    }
     // ---- plan: graph selection, tag resolution, cross-checks ----
     const plan = await buildPlan(s, client, reporter, run, {
       ...(signal ? { signal } : {}),
@@ -273,68 +360,33 @@ export async function runCreate(
     for (const r of releases) startRelease(r);
 
     // ---- OpenPGP: what each release digest yielded, in release order ----
-    const openpgp: CollectedOpenPgp[] = [];
     const rejected: RejectedSignature[] = [];
     const missing: MissingSignature[] = [];
     const failures: SigferryError[] = [];
     const releaseDigests = [...new Map(releases.map((r) => [r.digest, r])).values()];
-    const pgpOutcomes = await Promise.all(releaseDigests.map((r) => pgpTasks.get(r.digest)!));
-    const sigOutcomes = new Map<Digest, SigOutcome>();
+    const pgpSummaries = await Promise.all(releaseDigests.map((r) => pgpTasks.get(r.digest)!));
+    const sigSummaries = new Map<Digest, SigSummary>();
     await Promise.all(
-      [...sigTasks].map(async ([digest, task]) => sigOutcomes.set(digest, await task)),
+      [...sigTasks].map(async ([digest, task]) => sigSummaries.set(digest, await task)),
     );
     releaseDigests.forEach((release, i) => {
-      const outcome = pgpOutcomes[i]!;
-      if ("skipped" in outcome) return;
-      const tried: string[] = [];
-      const unreachable: SigferryError[] = [];
-      let valid = 0;
-      for (const fromStore of outcome.stores) {
-        if ("error" in fromStore) {
-          unreachable.push(fromStore.error);
-          tried.push(`${fromStore.store} (${fromStore.error.message})`);
-          continue;
-        }
-        const { listing, verified } = fromStore;
-        tried.push(...listing.tried);
-        for (const slot of listing.errors) {
-          rejected.push({
-            kind: "openpgp",
-            digest: release.digest,
-            source: slot.url,
-            code: slot.error.code,
-            reason: slot.error.message,
-          });
-        }
-        listing.signatures.forEach((sig, k) => {
-          const v = verified[k]!;
-          if ("error" in v) {
-            rejected.push({
-              kind: "openpgp",
-              digest: release.digest,
-              source: sig.url,
-              code: v.error.code,
-              reason: v.error.message,
-            });
-            reporter.warn(`${releaseLabel(release)}: rejected ${sig.url}: ${v.error.message}`);
-            return;
-          }
-          openpgp.push({
-            digest: release.digest,
-            bytes: sig.bytes,
-            identity: v.identity,
-            signer: v.signer,
-            source: sig.url,
-          });
-          valid++;
+      const summary = pgpSummaries[i]!;
+      if ("skipped" in summary) return;
+      const { tried, unreachable } = summary;
+      for (const r of summary.rejected) {
+        rejected.push({
+          kind: "openpgp",
+          digest: release.digest,
+          source: r.source,
+          code: r.code,
+          reason: r.reason,
         });
+        if (r.warn) reporter.warn(`${releaseLabel(release)}: rejected ${r.source}: ${r.reason}`);
       }
-      if (valid > 0) {
+      if (summary.valid > 0) {
         for (const u of unreachable) reporter.warn(`${u.message} (signatures found elsewhere)`);
       } else if (required.includes("openpgp")) {
-        const reasons = rejected
-          .filter((r) => r.digest === release.digest)
-          .map((r) => `${r.source}: ${r.reason}`);
+        const reasons = summary.rejected.map((r) => `${r.source}: ${r.reason}`);
         const why =
           unreachable.length > 0 && unreachable.length === stores.length
             ? unreachable[0]!.message
@@ -368,21 +420,19 @@ export async function runCreate(
     });
 
     // ---- sigstore: what each target digest yielded, in target order ----
-    const sigstore: CollectedSigstore[] = [];
     for (const t of sigTargets(releases)) {
-      const outcome = sigOutcomes.get(t.digest)!;
-      if ("skipped" in outcome) continue;
+      const summary = sigSummaries.get(t.digest)!;
+      if ("skipped" in summary) continue;
       const source = `${repoLabel}:${sigTag(t.digest)}`;
       const mustHave = t.required && required.includes("sigstore");
-      const { artifact, verified: v } = outcome;
       let problem: { code: string; reason: string } | undefined;
-      if (!artifact || !v) {
+      if (!summary.found) {
         problem = {
           code: "SIGNATURE_MISSING",
           reason: `no ${sigTag(t.digest)} tag in ${repoLabel}`,
         };
       } else {
-        for (const f of v.failures) {
+        for (const f of summary.failures) {
           rejected.push({
             kind: "sigstore",
             digest: t.digest,
@@ -391,19 +441,8 @@ export async function runCreate(
             reason: f.reason,
           });
         }
-        if (v.layers.length > 0) {
-          sigstore.push({
-            digest: t.digest,
-            manifestBytes: artifact.manifestBytes,
-            manifestDigest: artifact.manifestDigest,
-            mediaType: v.mediaType,
-            config: v.config,
-            layers: v.layers,
-            blobs: artifact.blobs,
-            source,
-          });
-        } else {
-          const first = v.failures[0];
+        if (!summary.carried) {
+          const first = summary.failures[0];
           problem = {
             code: first?.code ?? "SIGNATURE_INVALID",
             reason: first?.reason ?? "no layer verifies",
@@ -442,51 +481,33 @@ export async function runCreate(
       throw failures[0]!;
     }
 
-    // ---- assemble and write ----
+    // ---- finish and write ----
     const createdAt = sourceDateEpoch() ?? new Date();
-    // The members wait in a spool file, not in memory, until the archive is written.
-    const spool = new MemberStore(undefined, output);
-    let bundle: AssembledBundle;
-    let written: Awaited<ReturnType<typeof writeArchive>>;
-    try {
-      bundle = assembleBundle(
-        {
-          toolVersion: TOOL_VERSION,
-          createdAt,
-          selection: s.record,
-          sources: { releaseRepo: repoLabel, signatureStores: stores },
-          required,
-          releases,
-          openpgp,
-          sigstore,
-          keys: {
-            openpgp: trust.openpgp.map((k) => ({
-              fingerprint: k.fingerprint,
-              userIds: k.userIds,
-              armored: k.armored,
-            })),
-            sigstore: trust.sigstore.map((k) => ({ id: k.id, algorithm: k.algorithm, pem: k.pem })),
-          },
-          rejected,
-          missing,
-        },
-        spool,
-      );
-      // The spool holds the signatures and artifacts now: let the fetched copies go
-      // before the archive is written (at 2000 releases, about 10 MiB of them).
-      openpgp.length = 0;
-      sigstore.length = 0;
-      pgpOutcomes.length = 0;
-      sigOutcomes.clear();
-      pgpTasks.clear();
-      sigTasks.clear();
-      cache.clear();
-      reporter.progress("write", 0, 1, output);
-      written = await writeArchive(output, bundle.members, { mtime: createdAt });
-      reporter.progress("write", 1, 1, output);
-    } finally {
-      spool.close();
-    }
+    pgpTasks.clear();
+    sigTasks.clear();
+    sigSummaries.clear();
+    cache.clear();
+    const bundle: AssembledBundle = assembler!.finish({
+      toolVersion: TOOL_VERSION,
+      createdAt,
+      selection: s.record,
+      sources: { releaseRepo: repoLabel, signatureStores: stores },
+      required,
+      releases,
+      keys: {
+        openpgp: trust.openpgp.map((k) => ({
+          fingerprint: k.fingerprint,
+          userIds: k.userIds,
+          armored: k.armored,
+        })),
+        sigstore: trust.sigstore.map((k) => ({ id: k.id, algorithm: k.algorithm, pem: k.pem })),
+      },
+      rejected,
+      missing,
+    });
+    reporter.progress("write", 0, 1, output);
+    const written = await writeArchive(output, bundle.members, { mtime: createdAt });
+    reporter.progress("write", 1, 1, output);
 
     // Counted once: filtering the index per release would be quadratic in releases.
     const countBy = (entries: { digest: string }[]): Map<string, number> => {
@@ -526,6 +547,8 @@ export async function runCreate(
     // On failure, requests and tasks not yet started are dropped, not sent.
     gate.clearQueue();
     limit.clearQueue();
+    // A task still under way after a failure finds the spool closed and ends there.
+    spool?.close();
     await Promise.allSettled([client.close(), storeClient.close()]);
   }
 }

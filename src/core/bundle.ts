@@ -30,6 +30,7 @@ import {
 } from "./manifests.js";
 import { reportParts } from "./report.js";
 import { compareVersions } from "./version.js";
+import { flat } from "./flat.js";
 
 /** A verified OpenPGP signature ready to be carried. */
 export interface CollectedOpenPgp {
@@ -167,157 +168,220 @@ export function compareReleases(a: BundleRelease, b: BundleRelease): number {
   return byString(a.arch, b.arch) || byString(a.digest, b.digest);
 }
 
-/** Builds the index and every archive member (checksums last) from verified material, into `sink`. */
-export function assembleBundle(
-  input: AssembleInput,
-  sink: MemberSink = new MemoryMembers(),
-): AssembledBundle {
-  const put = (path: string, data: Uint8Array): void => {
-    const existing = sink.sha256(path);
+/** What a bundle records besides its signatures and artifacts. */
+export type AssembleRest = Omit<AssembleInput, "openpgp" | "sigstore">;
+
+/**
+ * Builds a bundle as verified material arrives: each release's signatures,
+ * ConfigMap and `.sig` blobs go to the sink when they are added, and only
+ * their index entries stay in memory. `bundle create` adds a release's
+ * material as soon as its fetch finishes, so the fetched bytes are not all
+ * held until the end (at 2000 releases, they and the work of turning them
+ * into members at once set the peak memory). The archive's bytes do not
+ * depend on the order material is added in: `finish` sorts every list.
+ */
+export class BundleAssembler {
+  readonly #sink: MemberSink;
+  readonly #openpgp = new Map<
+    Digest,
+    { entries: OpenPgpSignatureEntry[]; configMap: ConfigMapEntry }
+  >();
+  readonly #sigstore = new Map<Digest, { entry: SigstoreArtifactEntry; layout: object }>();
+
+  constructor(sink: MemberSink = new MemoryMembers()) {
+    this.#sink = sink;
+  }
+
+  #put(path: string, data: Uint8Array): void {
+    const existing = this.#sink.sha256(path);
     if (existing === undefined) {
-      sink.add(path, data);
+      this.#sink.add(flat(path), data);
       return;
     }
     // The same blob may be named by several artifacts; different bytes under one name is a bug.
     if (existing !== sha256Hex(data)) {
       throw new Error(`internal: two different contents for archive member ${path}`);
     }
-  };
-
-  // OpenPGP: de-duplicate identical bytes per digest (two stores serve the same file), number 1..n.
-  const openpgp: OpenPgpSignatureEntry[] = [];
-  const byDigest = new Map<Digest, CollectedOpenPgp[]>();
-  for (const sig of input.openpgp) {
-    const list = byDigest.get(sig.digest) ?? [];
-    if (!list.some((s) => Buffer.from(s.bytes).equals(Buffer.from(sig.bytes)))) list.push(sig);
-    byDigest.set(sig.digest, list);
   }
-  const configMaps: ConfigMapEntry[] = [];
-  for (const digest of [...byDigest.keys()].sort(byString)) {
-    const sigs = byDigest.get(digest) ?? [];
-    sigs.forEach((sig, i) => {
-      const path = openpgpMemberPath(digest, i + 1);
-      put(path, sig.bytes);
-      openpgp.push({
-        digest,
-        path,
-        identity: sig.identity,
-        signer: sig.signer,
-        source: sig.source,
-      });
+
+  /**
+   * The verified OpenPGP signatures of one image digest, in the order found:
+   * identical bytes (two stores serve the same file) are kept once, numbered 1..n,
+   * and the release's ConfigMap is written with them. Once per digest.
+   */
+  addOpenPgp(digest: Digest, found: readonly CollectedOpenPgp[]): void {
+    if (this.#openpgp.has(digest))
+      throw new Error(`internal: OpenPGP signatures of ${digest} added twice`);
+    const sigs: CollectedOpenPgp[] = [];
+    for (const sig of found) {
+      if (sig.digest !== digest)
+        throw new Error(`internal: a signature of ${sig.digest} added for ${digest}`);
+      if (!sigs.some((s) => Buffer.from(s.bytes).equals(Buffer.from(sig.bytes)))) sigs.push(sig);
+    }
+    if (sigs.length === 0) return;
+    const entries = sigs.map((sig, i): OpenPgpSignatureEntry => {
+      const path = flat(openpgpMemberPath(digest, i + 1));
+      this.#put(path, sig.bytes);
+      return { digest, path, identity: sig.identity, signer: sig.signer, source: flat(sig.source) };
     });
     const cm = signatureConfigMap(
       digest,
       sigs.map((s) => s.bytes),
     );
-    const path = configMapMemberPath(cm.metadata.name);
-    put(path, utf8(signatureConfigMapYaml(cm) ?? configMapToYaml(cm)));
-    configMaps.push({
-      name: cm.metadata.name,
-      namespace: cm.metadata.namespace ?? SIGNATURE_NAMESPACE,
-      path,
-      digest,
-      keys: Object.keys(cm.binaryData ?? {}),
-    });
-  }
-
-  // Sigstore: an OCI image layout (image-spec image-layout.md) whose index names every
-  // `.sig` manifest by its tag, so `skopeo copy oci:<dir>:sha256-<hex>.sig …` also works.
-  const sigstore: SigstoreArtifactEntry[] = [];
-  const layoutManifests: object[] = [];
-  for (const art of [...input.sigstore].sort((a, b) => byString(a.digest, b.digest))) {
-    const tag = sigTag(art.digest);
-    put(blobMemberPath(art.manifestDigest), art.manifestBytes);
-    for (const [digest, bytes] of [...art.blobs.entries()].sort(([a], [b]) => byString(a, b))) {
-      put(blobMemberPath(digest as Digest), bytes);
-    }
-    sigstore.push({
-      digest: art.digest,
-      tag,
-      manifest: {
-        digest: art.manifestDigest,
-        mediaType: art.mediaType,
-        size: art.manifestBytes.length,
+    const path = flat(configMapMemberPath(cm.metadata.name));
+    this.#put(path, utf8(signatureConfigMapYaml(cm) ?? configMapToYaml(cm)));
+    this.#openpgp.set(digest, {
+      entries,
+      configMap: {
+        name: flat(cm.metadata.name),
+        namespace: cm.metadata.namespace ?? SIGNATURE_NAMESPACE,
+        path,
+        digest,
+        keys: Object.keys(cm.binaryData ?? {}),
       },
-      config: art.config,
-      layers: art.layers,
-      source: art.source,
-    });
-    layoutManifests.push({
-      mediaType: art.mediaType,
-      digest: art.manifestDigest,
-      size: art.manifestBytes.length,
-      annotations: { "org.opencontainers.image.ref.name": tag },
     });
   }
-  if (sigstore.length > 0) {
-    put(
-      `${MEMBER.sigstoreLayout}oci-layout`,
-      utf8(`${JSON.stringify({ imageLayoutVersion: "1.0.0" })}\n`),
-    );
-    const layoutIndex = {
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.index.v1+json",
-      manifests: layoutManifests,
+
+  /** A verified `.sig` artifact: its manifest and every blob it names go to the sink. Once per digest. */
+  addSigstore(art: CollectedSigstore): void {
+    if (this.#sigstore.has(art.digest))
+      throw new Error(`internal: the .sig of ${art.digest} added twice`);
+    const tag = flat(sigTag(art.digest));
+    this.#put(blobMemberPath(art.manifestDigest), art.manifestBytes);
+    for (const [digest, bytes] of [...art.blobs.entries()].sort(([a], [b]) => byString(a, b))) {
+      this.#put(blobMemberPath(digest as Digest), bytes);
+    }
+    this.#sigstore.set(art.digest, {
+      entry: {
+        digest: art.digest,
+        tag,
+        manifest: {
+          digest: art.manifestDigest,
+          mediaType: art.mediaType,
+          size: art.manifestBytes.length,
+        },
+        config: art.config,
+        layers: art.layers,
+        source: flat(art.source),
+      },
+      layout: {
+        mediaType: art.mediaType,
+        digest: art.manifestDigest,
+        size: art.manifestBytes.length,
+        annotations: { "org.opencontainers.image.ref.name": tag },
+      },
+    });
+  }
+
+  /** Writes the keys, the OCI layout, index.json, REPORT.md and the checksum list (last), and lists every member. */
+  finish(input: AssembleRest): AssembledBundle {
+    const sink = this.#sink;
+    const openpgp: OpenPgpSignatureEntry[] = [];
+    const configMaps: ConfigMapEntry[] = [];
+    for (const digest of [...this.#openpgp.keys()].sort(byString)) {
+      const { entries, configMap } = this.#openpgp.get(digest)!;
+      openpgp.push(...entries);
+      configMaps.push(configMap);
+    }
+    this.#openpgp.clear();
+
+    // Sigstore: an OCI image layout (image-spec image-layout.md) whose index names every
+    // `.sig` manifest by its tag, so `skopeo copy oci:<dir>:sha256-<hex>.sig …` also works.
+    const sigstore: SigstoreArtifactEntry[] = [];
+    const layoutManifests: object[] = [];
+    for (const digest of [...this.#sigstore.keys()].sort(byString)) {
+      const { entry, layout } = this.#sigstore.get(digest)!;
+      sigstore.push(entry);
+      layoutManifests.push(layout);
+    }
+    this.#sigstore.clear();
+    if (sigstore.length > 0) {
+      this.#put(
+        `${MEMBER.sigstoreLayout}oci-layout`,
+        utf8(`${JSON.stringify({ imageLayoutVersion: "1.0.0" })}\n`),
+      );
+      const layoutIndex = {
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.index.v1+json",
+        manifests: layoutManifests,
+      };
+      // 0.7 MB at 2000 releases: in pieces, like index.json.
+      sink.addParts(`${MEMBER.sigstoreLayout}index.json`, jsonParts(layoutIndex));
+      layoutManifests.length = 0;
+    }
+
+    // Keys used to verify, carried for reference only: a reader trusts them only by fingerprint.
+    const openpgpKeys = [...input.keys.openpgp]
+      .sort((a, b) => byString(a.fingerprint, b.fingerprint))
+      .map((k) => {
+        const path = `${MEMBER.openpgpKeysDir}${k.fingerprint}.asc`;
+        this.#put(path, utf8(k.armored.endsWith("\n") ? k.armored : `${k.armored}\n`));
+        return { fingerprint: k.fingerprint, path, userIds: k.userIds };
+      });
+    const sigstoreKeys = [...input.keys.sigstore]
+      .sort((a, b) => byString(a.id, b.id))
+      .map((k) => {
+        const path = `${MEMBER.sigstoreKeysDir}${k.id}.pem`;
+        this.#put(path, utf8(k.pem.endsWith("\n") ? k.pem : `${k.pem}\n`));
+        return { id: k.id, path, algorithm: k.algorithm };
+      });
+
+    const index: BundleIndex = {
+      format: BUNDLE_FORMAT,
+      formatVersion: BUNDLE_FORMAT_VERSION,
+      tool: { name: "sigferry", version: input.toolVersion },
+      createdAt: new Date(Math.floor(input.createdAt.getTime() / 1000) * 1000).toISOString(),
+      selection: input.selection,
+      sources: input.sources,
+      required: [...input.required].sort(byString),
+      releases: [...input.releases].sort(compareReleases),
+      openpgp,
+      sigstore,
+      configMaps,
+      keys: { openpgp: openpgpKeys, sigstore: sigstoreKeys },
+      rejected: [...input.rejected].sort(
+        (a, b) =>
+          byString(a.digest, b.digest) || byString(a.source, b.source) || byString(a.code, b.code),
+      ),
+      missing: [...input.missing].sort(
+        (a, b) => byString(a.digest, b.digest) || byString(a.kind, b.kind),
+      ),
     };
-    // 0.7 MB at 2000 releases: in pieces, like index.json.
-    sink.addParts(`${MEMBER.sigstoreLayout}index.json`, jsonParts(layoutIndex));
+    // Piece by piece: at 2000 releases the index is 5 MB of text, and whole (as
+    // a string and again as bytes) it set the peak memory of `bundle create`.
+    sink.addParts(MEMBER.index, jsonParts(index));
+    // The change-ticket summary, generated from the index alone so a reader can regenerate and compare it.
+    sink.addParts(MEMBER.report, reportParts(index));
+
+    sink.addParts(
+      MEMBER.checksums,
+      utf8Pieces(
+        checksumLines([...sink.keys()].map((path) => ({ path, sha256: sink.sha256(path)! }))),
+      ),
+    );
+
+    const list: BundleMember[] = [...sink.keys()]
+      .sort(byString)
+      .map((path) => new SinkMember(path, sink.sizeOf(path)!, sink));
+    return { index, members: list };
   }
+}
 
-  // Keys used to verify, carried for reference only: a reader trusts them only by fingerprint.
-  const openpgpKeys = [...input.keys.openpgp]
-    .sort((a, b) => byString(a.fingerprint, b.fingerprint))
-    .map((k) => {
-      const path = `${MEMBER.openpgpKeysDir}${k.fingerprint}.asc`;
-      put(path, utf8(k.armored.endsWith("\n") ? k.armored : `${k.armored}\n`));
-      return { fingerprint: k.fingerprint, path, userIds: k.userIds };
-    });
-  const sigstoreKeys = [...input.keys.sigstore]
-    .sort((a, b) => byString(a.id, b.id))
-    .map((k) => {
-      const path = `${MEMBER.sigstoreKeysDir}${k.id}.pem`;
-      put(path, utf8(k.pem.endsWith("\n") ? k.pem : `${k.pem}\n`));
-      return { id: k.id, path, algorithm: k.algorithm };
-    });
-
-  const index: BundleIndex = {
-    format: BUNDLE_FORMAT,
-    formatVersion: BUNDLE_FORMAT_VERSION,
-    tool: { name: "sigferry", version: input.toolVersion },
-    createdAt: new Date(Math.floor(input.createdAt.getTime() / 1000) * 1000).toISOString(),
-    selection: input.selection,
-    sources: input.sources,
-    required: [...input.required].sort(byString),
-    releases: [...input.releases].sort(compareReleases),
-    openpgp,
-    sigstore,
-    configMaps,
-    keys: { openpgp: openpgpKeys, sigstore: sigstoreKeys },
-    rejected: [...input.rejected].sort(
-      (a, b) =>
-        byString(a.digest, b.digest) || byString(a.source, b.source) || byString(a.code, b.code),
-    ),
-    missing: [...input.missing].sort(
-      (a, b) => byString(a.digest, b.digest) || byString(a.kind, b.kind),
-    ),
-  };
-  // Piece by piece: at 2000 releases the index is 5 MB of text, and whole (as
-  // a string and again as bytes) it set the peak memory of `bundle create`.
-  sink.addParts(MEMBER.index, jsonParts(index));
-  // The change-ticket summary, generated from the index alone so a reader can regenerate and compare it.
-  sink.addParts(MEMBER.report, reportParts(index));
-
-  sink.addParts(
-    MEMBER.checksums,
-    utf8Pieces(
-      checksumLines([...sink.keys()].map((path) => ({ path, sha256: sink.sha256(path)! }))),
-    ),
-  );
-
-  const list: BundleMember[] = [...sink.keys()]
-    .sort(byString)
-    .map((path) => new SinkMember(path, sink.sizeOf(path)!, sink));
-  return { index, members: list };
+/** Builds the index and every archive member (checksums last) from verified material, into `sink`. */
+export function assembleBundle(
+  input: AssembleInput,
+  sink: MemberSink = new MemoryMembers(),
+): AssembledBundle {
+  const assembler = new BundleAssembler(sink);
+  const byDigest = new Map<Digest, CollectedOpenPgp[]>();
+  for (const sig of input.openpgp) {
+    const list = byDigest.get(sig.digest) ?? [];
+    list.push(sig);
+    byDigest.set(sig.digest, list);
+  }
+  for (const [digest, sigs] of byDigest) assembler.addOpenPgp(digest, sigs);
+  for (const art of input.sigstore) assembler.addSigstore(art);
+  return assembler.finish(input);
 }
 
 /**

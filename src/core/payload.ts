@@ -16,6 +16,7 @@
  */
 import { SigferryError, type ErrorCode } from "../errors.js";
 import { isDigest, type Digest } from "./digest.js";
+import { flat } from "./flat.js";
 
 /** A parsed JSON value that keeps number literals verbatim, so integer rules can be checked exactly. */
 export type JsonNode =
@@ -136,11 +137,17 @@ class StrictJsonParser {
     this.pos++; // opening quote
     let out = "";
     for (;;) {
+      // A run of plain characters is appended as one slice, not character by character.
+      const start = this.pos;
+      let code = this.text.charCodeAt(this.pos);
+      while (code >= 0x20 && code !== 0x22 && code !== 0x5c)
+        code = this.text.charCodeAt(++this.pos);
+      if (this.pos > start) out += this.text.slice(start, this.pos);
       const c = this.text[this.pos];
       if (c === undefined) this.fail("unterminated string");
       if (c === '"') {
         this.pos++;
-        return out;
+        return flat(out);
       }
       if (c === "\\") {
         const e = this.text[this.pos + 1];
@@ -183,9 +190,7 @@ class StrictJsonParser {
         }
         continue;
       }
-      if (c.charCodeAt(0) < 0x20) this.fail("control character in string");
-      out += c;
-      this.pos++;
+      this.fail("control character in string");
     }
   }
 

@@ -337,3 +337,32 @@ describe("canonicalJson", () => {
     expect(canonicalJson(node)).toBe('{"a":[true,null,"é"],"b":1.5,"c":100}');
   });
 });
+
+describe("parseJsonStrict strings", () => {
+  const stringOf = (literal: string): string => {
+    const node = parseJsonStrict(`{"s":${literal}}`, "SIGNATURE_INVALID", "t");
+    if (node.type !== "object") throw new Error("not an object");
+    const s = node.entries.get("s");
+    if (s?.type !== "string") throw new Error("not a string");
+    return s.value;
+  };
+
+  it.each([
+    ['"quay.io/openshift-release-dev/ocp-release:4.16.0-x86_64"'],
+    ['""'],
+    ['"\\"leading escape and a run after it"'],
+    ['"a run, then every escape: \\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\ud800, then a run"'],
+    ['"runs of UTF-16 é😀 between \\n escapes"'],
+  ])("reads %s as JSON.parse does", (literal) => {
+    expect(stringOf(literal)).toBe(JSON.parse(literal));
+  });
+
+  it.each([
+    ['"a run \u0001 with a control character"', "control character"],
+    ['"a run that never ends', "unterminated string"],
+    ['"a run then a bad escape \\x"', "invalid escape"],
+  ])("rejects %s", (literal, mention) => {
+    const err = failure(() => stringOf(literal));
+    expect(err.message).toContain(mention);
+  });
+});
