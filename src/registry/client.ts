@@ -930,8 +930,15 @@ export class RegistryClient {
     return `${this.registry}/${call.repo}${call.ref ?? ""}`;
   }
 
+  /** The error's details: registry, repository, URL, and the tag or digest written if any (`reference`). */
   #details(call: Call, url: URL, extra: ErrorDetails = {}): ErrorDetails {
-    return { registry: this.registry, repository: call.repo, url: safeUrl(url), ...extra };
+    return {
+      registry: this.registry,
+      repository: call.repo,
+      ...(call.ref !== undefined ? { reference: call.ref.slice(1) } : {}),
+      url: safeUrl(url),
+      ...extra,
+    };
   }
 
   #protocolError(call: Call, url: URL, why: string): SigferryError {

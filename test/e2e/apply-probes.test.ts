@@ -11,6 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { LIST_TAGS_FROM, runApply, type ApplyOptions } from "../../src/commands/bundle-apply.js";
 import { runCreate } from "../../src/commands/bundle-create.js";
 import { capture } from "../helpers/capture.js";
+import type { SigferryError } from "../../src/errors.js";
 import { startFaultProxy, type FaultProxy } from "../world/fault-proxy.js";
 import { startWorld, type World } from "../world/index.js";
 
@@ -182,9 +183,19 @@ describe("bundle apply when a push fails", () => {
   it("starts no further artifact, lets those under way finish, and reports the refusal", async () => {
     refusePut = { nth: 3, seen: 0 };
     try {
-      await expect(apply(many, "probes/refused", { concurrency: 2 })).rejects.toThrow(
+      const err = await apply(many, "probes/refused", { concurrency: 2 }).then(
+        () => undefined,
+        (e: unknown) => e as SigferryError,
+      );
+      expect(err?.message).toMatch(
         /put manifest .*probes\/refused:sha256-[0-9a-f]{64}\.sig: access denied \(403\)/,
       );
+      // --json readers get the tag without parsing the message.
+      expect(err?.details).toMatchObject({
+        repository: "probes/refused",
+        reference: expect.stringMatching(/^sha256-[0-9a-f]{64}\.sig$/),
+        status: 403,
+      });
     } finally {
       refusePut = undefined;
     }
