@@ -387,13 +387,21 @@ describe("an output that cannot be written", () => {
     }
   });
 
-  it("with TMPDIR pointing nowhere: OUTPUT_WRITE_FAILED (exit 2) naming it, and no archive", async () => {
+  it("with TMPDIR pointing nowhere: OUTPUT_WRITE_FAILED (exit 2) naming it, before any release is resolved, and no archive", async () => {
     const missing = path.join(dir, "no-such-tmp");
     const out = path.join(dir, "no-tmp.tar");
+    const asked: string[] = [];
+    rule = (req) => {
+      asked.push(req.url);
+      return undefined;
+    };
     const r = await runCli(createArgs(out, ["--release", world.data.good[0]!.version, "--json"]), {
       env: { ...FAST_NET_ENV, TMPDIR: missing },
     });
+    rule = undefined;
     expect(r.code).toBe(2);
+    // The spool is opened first: the registry was asked nothing.
+    expect(asked.filter((u) => u.includes("/manifests/"))).toEqual([]);
     const doc = JSON.parse(r.stdout) as { error: { code: string; message: string } };
     expect(doc.error.code).toBe("OUTPUT_WRITE_FAILED");
     expect(doc.error.message).toContain(missing);
