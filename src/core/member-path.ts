@@ -72,25 +72,35 @@ export function memberPathProblem(memberPath: string): string | undefined {
  * any one file system: over-refusing costs nothing for sigferry names.
  */
 export function memberCollisionKey(memberPath: string): string {
+  // ASCII is its own NFKC form, and upper then lower case of ASCII is its lower case.
+  if (isAscii(memberPath)) return memberPath.toLowerCase();
   return memberPath.normalize("NFKC").toUpperCase().toLowerCase().normalize("NFKC");
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 /** Compares two paths by UTF-8 byte order (the order of Unicode code points), for sorting members. */
 export function comparePaths(a: string, b: string): number {
   // Why not `a < b`: JavaScript compares UTF-16 code units, which orders
   // U+E000..U+FFFF after astral characters; UTF-8 byte order (what `sort` in
-  // the C locale and every other tool uses) does not.
-  const ia = a[Symbol.iterator]();
-  const ib = b[Symbol.iterator]();
-  for (;;) {
-    const ca = ia.next();
-    const cb = ib.next();
-    if (ca.done === true) return cb.done === true ? 0 : -1;
-    if (cb.done === true) return 1;
-    const da = ca.value.codePointAt(0) ?? 0;
-    const db = cb.value.codePointAt(0) ?? 0;
-    if (da !== db) return da < db ? -1 : 1;
-  }
+  // the C locale and every other tool uses) does not. The two orders differ
+  // only where a surrogate meets a unit of U+E000 and above, so the first
+  // differing unit decides unless one of the two is a surrogate or above.
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  if (i === n) return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+  const ua = a.charCodeAt(i);
+  const ub = b.charCodeAt(i);
+  if (ua < 0xd800 && ub < 0xd800) return ua < ub ? -1 : 1;
+  // A high surrogate reads as its whole code point; a low one (the pair's
+  // high half was equal) as itself, which orders the pair correctly.
+  const ca = a.codePointAt(i)!;
+  const cb = b.codePointAt(i)!;
+  return ca < cb ? -1 : ca > cb ? 1 : 0;
 }
 
 /**
@@ -117,19 +127,18 @@ export class MemberPathSet {
     }
     const dirUser = this.#dirs.get(key);
     if (dirUser !== undefined) return `the path is also a directory of ${quotePath(dirUser)}`;
-    const components = memberPath.split("/");
-    for (let i = 1; i < components.length; i += 1) {
-      const dir = components.slice(0, i).join("/");
-      const fileAtDir = this.#files.get(memberCollisionKey(dir));
+    // The keys of the path's directories: `a`, `a/b`, … for `a/b/c`.
+    const dirKeys: string[] = [];
+    for (let end = memberPath.indexOf("/"); end !== -1; end = memberPath.indexOf("/", end + 1)) {
+      const dirKey = memberCollisionKey(memberPath.slice(0, end));
+      const fileAtDir = this.#files.get(dirKey);
       // Why: extracting `a/b` after a file `a` either fails or replaces the file.
       if (fileAtDir !== undefined)
         return `a directory of the path is the file ${quotePath(fileAtDir)}`;
+      dirKeys.push(dirKey);
     }
     this.#files.set(key, memberPath);
-    for (let i = 1; i < components.length; i += 1) {
-      const dirKey = memberCollisionKey(components.slice(0, i).join("/"));
-      if (!this.#dirs.has(dirKey)) this.#dirs.set(dirKey, memberPath);
-    }
+    for (const dirKey of dirKeys) if (!this.#dirs.has(dirKey)) this.#dirs.set(dirKey, memberPath);
     return undefined;
   }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   MemberPathSet,
+  memberCollisionKey,
   comparePaths,
   memberPathProblem,
   quotePath,
@@ -50,6 +51,20 @@ describe("memberPathProblem", () => {
   }
 });
 
+describe("memberCollisionKey", () => {
+  it("gives every ASCII character the key the full NFKC and case-folding rule gives", () => {
+    const full = (p: string): string =>
+      p.normalize("NFKC").toUpperCase().toLowerCase().normalize("NFKC");
+    for (let c = 0; c < 128; c++) {
+      const p = `Dir/${String.fromCharCode(c)}x`;
+      expect(memberCollisionKey(p), `U+${c.toString(16)}`).toBe(full(p));
+    }
+    // And non-ASCII goes the full way: the Kelvin sign meets k, ß meets SS.
+    expect(memberCollisionKey("\u212A")).toBe(memberCollisionKey("k"));
+    expect(memberCollisionKey("Stra\u00dfe")).toBe(memberCollisionKey("STRASSE"));
+  });
+});
+
 describe("MemberPathSet", () => {
   it("refuses the same path twice", () => {
     const set = new MemberPathSet();
@@ -88,6 +103,29 @@ describe("MemberPathSet", () => {
 });
 
 describe("comparePaths", () => {
+  it("agrees with UTF-8 byte order on prefixes, surrogate pairs and units on either side of them", () => {
+    const units = [
+      "",
+      "a",
+      "/",
+      "\u00e9",
+      "\ud7ff",
+      "\ue000",
+      "\uffff",
+      "\u{10000}",
+      "\u{1F600}",
+      "\u{1F601}",
+      "\u{10FFFF}",
+    ];
+    const paths = units.flatMap((x) => units.map((y) => `p${x}${y}`));
+    const byBytes = (x: string, y: string): number =>
+      Buffer.compare(Buffer.from(x), Buffer.from(y));
+    for (const x of paths) {
+      for (const y of paths)
+        expect(Math.sign(comparePaths(x, y)), `${x} vs ${y}`).toBe(byBytes(x, y));
+    }
+  });
+
   it("orders by code point (UTF-8 byte order)", () => {
     const paths = ["b", "a/b", "a", "x\u{1F600}", "x\uFF21", "B", "a-b"];
     expect([...paths].sort(comparePaths)).toEqual([
