@@ -148,10 +148,10 @@ function summarizeOpenPgp(
   digest: Digest,
   outcome: PgpOutcome,
 ): { summary: PgpSummary; verified: CollectedOpenPgp[] } {
-  const summary = {
-    tried: [] as string[],
-    unreachable: [] as SigferryError[],
-    rejected: [] as { source: string; code: string; reason: string; warn: boolean }[],
+  const summary: Exclude<PgpSummary, { skipped: true }> = {
+    tried: [],
+    unreachable: [],
+    rejected: [],
     valid: 0,
   };
   const verified: CollectedOpenPgp[] = [];
