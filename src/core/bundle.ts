@@ -152,6 +152,9 @@ export function blobMemberPath(digest: Digest): string {
   return `${MEMBER.sigstoreLayout}blobs/sha256/${digestHex(digest)}`;
 }
 
+/** A blob's member path as one flat string: the sink keeps it for the whole run. */
+const flatBlobPath = (digest: Digest): string => flat(blobMemberPath(digest));
+
 /** Path of the ConfigMap of a release digest. */
 export function configMapMemberPath(name: string): string {
   return `${MEMBER.configMapsDir}${name}.yaml`;
@@ -195,7 +198,7 @@ export class BundleAssembler {
   #put(path: string, data: Uint8Array): void {
     const existing = this.#sink.sha256(path);
     if (existing === undefined) {
-      this.#sink.add(flat(path), data);
+      this.#sink.add(path, data);
       return;
     }
     // The same blob may be named by several artifacts; different bytes under one name is a bug.
@@ -247,9 +250,9 @@ export class BundleAssembler {
     if (this.#sigstore.has(art.digest))
       throw new Error(`internal: the .sig of ${art.digest} added twice`);
     const tag = flat(sigTag(art.digest));
-    this.#put(blobMemberPath(art.manifestDigest), art.manifestBytes);
+    this.#put(flatBlobPath(art.manifestDigest), art.manifestBytes);
     for (const [digest, bytes] of [...art.blobs.entries()].sort(([a], [b]) => byString(a, b))) {
-      this.#put(blobMemberPath(digest as Digest), bytes);
+      this.#put(flatBlobPath(digest as Digest), bytes);
     }
     this.#sigstore.set(art.digest, {
       entry: {
